@@ -1,0 +1,142 @@
+"""In-memory model of the contract: a table ``{pid: session}``.
+
+It is the oracle of the property tests and the fake that users install in
+their own tests (``sessionid_cffi.testing.fake_sessions``). It keeps every
+rule of the contract: missing PIDs, thread ids and PID 0 answer 87, denied
+PIDs answer 5, zombies answer until reaped, and with ``aliasing=True`` it
+follows Windows in ignoring a PID's low two bits (C10).
+"""
+
+from __future__ import annotations
+
+from _thread import allocate_lock
+
+from .._errors import access_denied, not_found
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+_DWORD_MAX = 0xFFFFFFFF
+
+
+def _check_dword(value: object, what: str) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= _DWORD_MAX:
+        raise ValueError(f"{what} must be a DWORD (0 ... 2**32-1), got {value}")
+    return value
+
+
+class ModelBackend:
+    """A process table kept in memory.
+
+    ``table`` maps PIDs to sessions; ``threads`` are thread ids (not
+    processes); ``zombies`` are PIDs of the table that exited but are not
+    reaped (they still answer); ``denied`` are PIDs of the table the caller
+    may not inspect; ``console_session`` is what the console query returns;
+    ``users`` maps sessions to user names (for listings).
+    """
+
+    name = "model"
+
+    def __init__(
+        self,
+        table: Mapping[int, int] | None = None,
+        *,
+        threads: Iterable[int] = (),
+        zombies: Iterable[int] = (),
+        denied: Iterable[int] = (),
+        console_session: int | None = None,
+        users: Mapping[int, str] | None = None,
+        aliasing: bool = False,
+    ) -> None:
+        self._lock = allocate_lock()
+        self.aliasing = bool(aliasing)
+        self._table: dict[int, int] = {}
+        for pid, session in dict(table or {}).items():
+            self._check_new_pid(_check_dword(pid, "PID"))
+            self._table[pid] = _check_dword(session, f"session of PID {pid}")
+        self._threads = {_check_dword(tid, "thread id") for tid in threads}
+        self.zombies = {_check_dword(pid, "zombie PID") for pid in zombies}
+        self.denied = {_check_dword(pid, "denied PID") for pid in denied}
+        for what, pids in (("zombies", self.zombies), ("denied", self.denied)):
+            stray = pids - self._table.keys()
+            if stray:
+                raise ValueError(f"{what} must be PIDs of the table; not in it: {sorted(stray)}")
+        clash = self._threads & self._table.keys()
+        if clash:
+            raise ValueError(f"thread ids cannot also be PIDs: {sorted(clash)}")
+        self.console_session = (
+            None if console_session is None else _check_dword(console_session, "console_session")
+        )
+        self.users = dict(users or {})
+
+    def __repr__(self) -> str:
+        return f"ModelBackend({self._table!r}, zombies={sorted(self.zombies)})"
+
+    def _check_new_pid(self, pid: int) -> None:
+        if pid == 0:
+            raise ValueError("PID 0 never names a process (Windows: idle; Linux: the idle task)")
+        if self.aliasing and pid & 3:
+            raise ValueError(f"with aliasing=True PIDs are multiples of 4, got {pid}")
+
+    # -- the contract ---------------------------------------------------
+    def session_id(self, pid: int) -> int:
+        key = pid & ~3 if self.aliasing else pid
+        session = self._table.get(key)
+        if session is None or key == 0:
+            reason = "it is a thread id, not a process id" if key in self._threads else "no such process"
+            raise not_found(pid, reason)
+        if key in self.denied:
+            raise access_denied(pid, "the model marks it as denied")
+        return session
+
+    def console_session_id(self) -> int | None:
+        return self.console_session
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        if pids is None:
+            table = dict(self._table)
+            return {pid: s for pid, s in table.items() if pid not in self.denied}
+        found = {}
+        for pid in pids:
+            try:
+                found[pid] = self.session_id(pid)
+            except (ProcessLookupError, PermissionError):
+                continue
+        return found
+
+    # -- changes, as processes come and go -------------------------------
+    def processes(self) -> dict[int, int]:
+        """A copy of the table (zombies and denied PIDs included)."""
+        return dict(self._table)
+
+    def spawn(self, pid: int, session: int) -> None:
+        """A new process ``pid`` in ``session`` (the parent's, or a new login)."""
+        with self._lock:
+            self._check_new_pid(_check_dword(pid, "PID"))
+            if pid in self._table or pid in self._threads:
+                raise ValueError(f"PID {pid} is already in use")
+            self._table[pid] = _check_dword(session, "session")
+
+    def set_session(self, pid: int, session: int) -> None:
+        """Process ``pid`` started a new login (Linux: wrote loginuid)."""
+        with self._lock:
+            if pid not in self._table:
+                raise KeyError(pid)
+            self._table[pid] = _check_dword(session, "session")
+
+    def exit(self, pid: int) -> None:
+        """Process ``pid`` exited but is not reaped yet: it still answers."""
+        with self._lock:
+            if pid not in self._table:
+                raise KeyError(pid)
+            self.zombies.add(pid)
+
+    def reap(self, pid: int) -> None:
+        """Process ``pid`` is gone: from now on it answers 87."""
+        with self._lock:
+            del self._table[pid]
+            self.zombies.discard(pid)
+            self.denied.discard(pid)

@@ -1,0 +1,267 @@
+"""Linux backend: the kernel audit login session, read from procfs.
+
+Mapping (see docs/linux.md):
+- session = ``/proc/<pid>/sessionid``, the audit session the kernel assigns
+  at login (pam_loginuid) and children inherit; unset (4294967295) is
+  session 0, the system/services session (audit ids start at 1);
+- a kernel without audit support has no ``sessionid`` file: the logind
+  session in ``/proc/<pid>/cgroup`` (``session-N.scope`` or
+  ``session-cN.scope``) is used instead, and no session scope means 0;
+- ENOENT/ESRCH -> 87, EACCES/EPERM -> 5, others to the nearest Win32 code.
+"""
+
+from __future__ import annotations
+
+import os
+from errno import EINVAL, ENOENT, ENOSYS, EPERM, ESRCH
+
+from .._errors import (
+    ERROR_INVALID_DATA,
+    ERROR_NOT_SUPPORTED,
+    BackendUnavailableError,
+    SessionIdError,
+    not_found,
+    raise_for_errno,
+)
+
+AUDIT_UNSET = 4294967295
+# The kernel's hard ceiling for PIDs (PID_MAX_LIMIT, include/linux/threads.h);
+# anything above names no process, so it is refused without a syscall.
+PID_MAX_LIMIT = 4194304
+_DWORD_DIGITS = 10
+_SESSION_SCOPE = b"/session-"
+
+
+def parse_sessionid(pid: int, path: str, data: bytes) -> int:
+    """Turn the bytes of a ``sessionid`` file into a session number."""
+    digits = data[:-1] if data.endswith(b"\n") else data
+    if not digits.isdigit() or len(digits) > _DWORD_DIGITS or not digits.isascii():
+        raise _malformed(pid, path, data)
+    value = int(digits)
+    if value == AUDIT_UNSET:
+        return 0
+    if value > AUDIT_UNSET:
+        raise _malformed(pid, path, data)
+    return value
+
+
+def parse_cgroup(pid: int, path: str, data: bytes) -> int:
+    """The logind session in a ``cgroup`` file, for kernels without audit:
+    ``.../session-3.scope`` -> 3, ``session-c3.scope`` -> 3, none -> 0."""
+    start = data.find(_SESSION_SCOPE)
+    if start < 0:
+        return 0
+    start += len(_SESSION_SCOPE)
+    end = data.find(b".scope", start)
+    name = data[start:end] if end > 0 else b""
+    if name.startswith(b"c"):
+        name = name[1:]
+    if not name.isdigit() or not name.isascii() or len(name) > _DWORD_DIGITS:
+        raise _malformed(pid, path, data)
+    value = int(name)
+    if value >= AUDIT_UNSET:
+        raise _malformed(pid, path, data)
+    return value
+
+
+def _malformed(pid: int, path: str, data: bytes) -> SessionIdError:
+    shown = data[:40] + (b"..." if len(data) > 40 else b"")
+    return SessionIdError(
+        pid,
+        ERROR_INVALID_DATA,
+        f"{path} holds {shown!r}, which is not a session id; "
+        "is proc_root a real procfs?",
+        None,
+    )
+
+
+class ProcfsBackend:
+    """Answers the Win32 contract from a procfs mount.
+
+    ``proc_root`` is a procfs mount, or a tree laid out like one (it must
+    have a ``self`` entry, which is how a missing procfs is told apart from
+    a missing process). ``live`` says whether that tree shows this kernel's
+    processes in the caller's PID namespace (default: when ``proc_root`` is
+    ``/proc``): then ``pidfd_open`` tells processes from threads cheaply;
+    otherwise the ``Tgid:`` line of ``status`` does. ``run_root`` is where
+    systemd-logind keeps its state (for the console session).
+    """
+
+    name = "procfs"
+
+    def __init__(
+        self, proc_root: str = "/proc", *, live: bool | None = None, run_root: str = "/run"
+    ) -> None:
+        if not isinstance(proc_root, str) or not proc_root:
+            raise TypeError(f"proc_root must be a non-empty str, not {proc_root!r}")
+        self.proc_root = proc_root.rstrip("/") or "/"
+        self.live = proc_root == "/proc" if live is None else live
+        self.run_root = run_root
+
+    def __repr__(self) -> str:
+        return f"ProcfsBackend(proc_root={self.proc_root!r}, live={self.live})"
+
+    # -- one process ---------------------------------------------------
+    def session_id(self, pid: int) -> int:
+        if pid == 0 or pid > PID_MAX_LIMIT:
+            # PID 0 is the idle task, never a process; higher PIDs cannot exist.
+            raise not_found(pid, "no such process", ESRCH)
+        path = f"{self.proc_root}/{pid}/sessionid"
+        try:
+            data = self._read_process_file(pid, path)
+        except FileNotFoundError as err:
+            if self._has_audit():
+                raise_for_errno(pid, err, path)
+            path = f"{self.proc_root}/{pid}/cgroup"
+            return parse_cgroup(pid, path, self._read_process_file(pid, path))
+        return parse_sessionid(pid, path, data)
+
+    def _read_process_file(self, pid: int, path: str) -> bytes:
+        """Read ``path`` of process ``pid``, refusing thread ids.
+
+        The file is opened before the thread check and read after it: an
+        open procfs file stays bound to the task it was opened for, so if
+        the PID was reaped and reused in between, the read fails (ESRCH)
+        instead of answering for the newcomer.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise_for_errno(pid, err, path)
+        try:
+            if pid != os.getpid() or not self.live:
+                self._check_not_thread(pid)
+            # One read: procfs answers these small files in full.
+            data = os.read(fd, 64)
+        except SessionIdError:
+            raise
+        except OSError as err:
+            raise_for_errno(pid, err, path)
+        finally:
+            os.close(fd)
+        return data
+
+    def _check_not_thread(self, pid: int) -> None:
+        if self.live:
+            try:
+                os.close(os.pidfd_open(pid))
+                return
+            except OSError as err:
+                if err.errno in (ENOENT, EINVAL):
+                    # pidfd_open refuses non-leader threads (older kernels: EINVAL).
+                    raise not_found(pid, "it is a thread id, not a process id", err.errno) from err
+                if err.errno == ESRCH:
+                    raise not_found(pid, "the process exited", ESRCH) from err
+                if err.errno not in (ENOSYS, EPERM):
+                    raise_for_errno(pid, err, "pidfd_open")
+                # No pidfd_open here (old kernel or seccomp): use status.
+                self.live = False
+            except AttributeError:
+                self.live = False  # Python built without os.pidfd_open
+        path = f"{self.proc_root}/{pid}/status"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as err:
+            raise_for_errno(pid, err, path)
+        try:
+            status = os.read(fd, 1024)
+        except OSError as err:
+            raise_for_errno(pid, err, path)
+        finally:
+            os.close(fd)
+        start = status.find(b"\nTgid:")
+        end = status.find(b"\n", start + 1)
+        tgid = status[start + 6 : end].strip() if start >= 0 and end > 0 else b""
+        if not tgid.isdigit() or not tgid.isascii():
+            raise _malformed(pid, path, status)
+        if int(tgid) != pid:
+            raise not_found(pid, f"it is a thread id of process {int(tgid)}, not a process id")
+
+    def _has_audit(self) -> bool:
+        """Whether the kernel has audit sessions; fails if procfs is absent."""
+        if os.path.exists(f"{self.proc_root}/self/sessionid"):
+            return True
+        if not os.path.exists(f"{self.proc_root}/self"):
+            raise BackendUnavailableError(
+                None,
+                ERROR_NOT_SUPPORTED,
+                f"no procfs at {self.proc_root} (nothing at {self.proc_root}/self); "
+                "mount it with: mount -t proc proc /proc",
+                ENOENT,
+            )
+        return False
+
+    # -- the console and bulk queries ----------------------------------
+    def console_session_id(self) -> int | None:
+        """Active session of seat0 as systemd-logind records it, else None.
+
+        logind names sessions after their audit session id when the kernel
+        has one; otherwise ``cN``, mapped to N as in ``parse_cgroup``.
+        """
+        fields = _read_env_file(f"{self.run_root}/systemd/seats/seat0")
+        name = fields.get("ACTIVE", "")
+        if not name:
+            return None
+        audit = _read_env_file(f"{self.run_root}/systemd/sessions/{name}").get("AUDIT", "")
+        for candidate in (audit, name, name[1:] if name.startswith("c") else ""):
+            if candidate.isdigit() and candidate.isascii() and 0 < int(candidate) < AUDIT_UNSET:
+                return int(candidate)
+        return None
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        if pids is not None:
+            found: dict[int, int] = {}
+            for pid in pids:
+                try:
+                    found[pid] = self.session_id(pid)
+                except (ProcessLookupError, PermissionError):
+                    continue
+            return found
+        return self._scan()
+
+    def _scan(self) -> dict[int, int]:
+        """Every process in one pass; readdir lists processes only, never
+        thread ids, so no thread check is needed."""
+        root = self.proc_root
+        try:
+            names = os.listdir(root)
+        except OSError as err:
+            raise BackendUnavailableError(
+                None, ERROR_NOT_SUPPORTED, f"cannot list {root}: {err}", err.errno
+            ) from err
+        if not self._has_audit():
+            return self.session_ids([int(n) for n in names if n.isdigit()])
+        found = {}
+        for name in names:
+            if not name.isdigit():
+                continue
+            path = f"{root}/{name}/sessionid"
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except (FileNotFoundError, PermissionError):
+                continue  # exited since the listing, or hidden from us
+            except OSError as err:
+                raise_for_errno(int(name), err, path)
+            try:
+                data = os.read(fd, 64)
+            except (ProcessLookupError, PermissionError):
+                continue
+            except OSError as err:
+                raise_for_errno(int(name), err, path)
+            finally:
+                os.close(fd)
+            pid = int(name)
+            found[pid] = parse_sessionid(pid, path, data)
+        return found
+
+
+def _read_env_file(path: str) -> dict[str, str]:
+    """KEY=value lines of a systemd state file; {} when it is absent."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            lines = file.read(65536).splitlines()
+    except OSError:
+        return {}
+    return dict(line.split("=", 1) for line in lines if "=" in line)

@@ -1,0 +1,7 @@
+"""``python -m sessionid_cffi``: the ``sessionid`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

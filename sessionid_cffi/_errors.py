@@ -1,0 +1,107 @@
+"""Exceptions and Win32 error codes shared by every backend.
+
+Every failure carries the PID asked about, the Win32 error code that
+``ProcessIdToSessionId`` would leave in ``GetLastError()`` and, where an
+operating-system call failed, its errno.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+ERROR_TOO_MANY_OPEN_FILES = 4
+ERROR_ACCESS_DENIED = 5
+ERROR_NOT_ENOUGH_MEMORY = 8
+ERROR_INVALID_DATA = 13
+ERROR_GEN_FAILURE = 31
+ERROR_NOT_SUPPORTED = 50
+ERROR_INVALID_PARAMETER = 87
+
+
+class SessionIdError(OSError):
+    """Root of the library's errors; raised itself only for failures that
+    are neither "not found" nor "access denied" (for example no file
+    descriptor left, or a procfs file with unexpected content).
+
+    Attributes: ``pid`` (the PID asked about, or None), ``winerror`` (the
+    Win32 error code), ``errno`` (the underlying errno, or None) and
+    ``strerror`` (the message).
+    """
+
+    pid: int | None
+    winerror: int
+
+    def __init__(
+        self, pid: int | None, winerror: int, message: str, errno: int | None = None
+    ) -> None:
+        super().__init__(errno, message)
+        self.pid = pid
+        self.winerror = winerror
+
+    def __str__(self) -> str:
+        return f"[WinError {self.winerror}] {self.strerror}"
+
+    def __reduce__(self) -> tuple[type[SessionIdError], tuple[object, ...]]:
+        # OSError's default pickling replays OSError's own arguments, which
+        # do not match this signature.
+        return (type(self), (self.pid, self.winerror, self.strerror, self.errno))
+
+
+class ProcessNotFoundError(SessionIdError, ProcessLookupError):
+    """The PID names no process the caller can see (Win32 error 87)."""
+
+
+class AccessDeniedError(SessionIdError, PermissionError):
+    """The process exists but the caller may not inspect it (Win32 error 5)."""
+
+
+class BackendUnavailableError(SessionIdError):
+    """No backend can answer here: an unsupported platform, procfs not
+    mounted, or an unknown backend name (Win32 error 50)."""
+
+
+def not_found(pid: int, reason: str, errno: int | None = _errno.ESRCH) -> ProcessNotFoundError:
+    return ProcessNotFoundError(
+        pid, ERROR_INVALID_PARAMETER, f"process {pid} not found: {reason}", errno
+    )
+
+
+def access_denied(pid: int, reason: str, errno: int | None = _errno.EACCES) -> AccessDeniedError:
+    return AccessDeniedError(
+        pid,
+        ERROR_ACCESS_DENIED,
+        f"access to process {pid} denied: {reason}; "
+        "query it as its owner or as root/Administrator",
+        errno,
+    )
+
+
+# errno -> Win32 code, for the errors that are neither "missing" nor "denied".
+_WIN32_OF_ERRNO = {
+    _errno.EMFILE: ERROR_TOO_MANY_OPEN_FILES,
+    _errno.ENFILE: ERROR_TOO_MANY_OPEN_FILES,
+    _errno.ENOMEM: ERROR_NOT_ENOUGH_MEMORY,
+    _errno.EIO: ERROR_GEN_FAILURE,
+}
+_MISSING = frozenset({_errno.ENOENT, _errno.ESRCH, _errno.ENOTDIR})
+_DENIED = frozenset({_errno.EACCES, _errno.EPERM})
+
+
+def raise_for_errno(pid: int, err: OSError, path: str) -> NoReturn:
+    """Raise the library error that matches an OSError from ``path``."""
+    code = err.errno
+    detail = f"{path}: {os.strerror(code) if code else err}"
+    if code in _MISSING:
+        raise not_found(pid, detail, code) from err
+    if code in _DENIED:
+        raise access_denied(pid, detail, code) from err
+    winerror = _WIN32_OF_ERRNO.get(code, ERROR_GEN_FAILURE) if code else ERROR_GEN_FAILURE
+    hint = " (free some file descriptors)" if winerror == ERROR_TOO_MANY_OPEN_FILES else ""
+    raise SessionIdError(
+        pid, winerror, f"cannot read the session of process {pid}: {detail}{hint}", code
+    ) from err

@@ -1,0 +1,28 @@
+"""The one small interface every backend implements.
+
+A backend answers for PIDs that the public API has already checked to be
+DWORDs (0 ... 2**32-1); it raises the library's errors, never bare OSError.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What ``get_backend()`` returns and ``use_backend()`` accepts."""
+
+    #: "kernel32", "procfs", "model", or a name of your own.
+    name: str
+
+    def session_id(self, pid: int) -> int:
+        """Session of process ``pid``; raise ProcessNotFoundError (87),
+        AccessDeniedError (5) or another SessionIdError."""
+
+    def console_session_id(self) -> int | None:
+        """Session attached to the console, or None when there is none."""
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        """Session of each PID in ``pids`` (every process when None); PIDs
+        that fail are left out."""

@@ -1,0 +1,100 @@
+"""Windows backend: kernel32.dll through the cffi ABI-mode binding.
+
+``ffi.dlopen`` does no library search on Windows, so the DLLs are named
+exactly. The Win32 last error is read with ``ffi.getwinerror()`` right
+after the call, in the same thread (cffi saves it per thread).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._errors import (
+    ERROR_ACCESS_DENIED,
+    ERROR_INVALID_PARAMETER,
+    SessionIdError,
+    access_denied,
+    not_found,
+)
+from ._kernel32_ffi import ffi
+
+# WTSGetActiveConsoleSessionId's answer when no session is attached.
+NO_CONSOLE_SESSION = 0xFFFFFFFF
+WTS_CURRENT_SERVER_HANDLE = ffi.NULL
+
+kernel32 = ffi.dlopen("kernel32.dll")
+
+
+def error_for(pid: int, winerror: int, message: str) -> SessionIdError:
+    """The library error for a Win32 error code from ProcessIdToSessionId."""
+    if winerror == ERROR_INVALID_PARAMETER:
+        return not_found(pid, message, None)
+    if winerror == ERROR_ACCESS_DENIED:
+        return access_denied(pid, message, None)
+    return SessionIdError(
+        pid, winerror, f"ProcessIdToSessionId({pid}) failed: {message}", None
+    )
+
+
+class Kernel32Backend:
+    """Calls the real ``ProcessIdToSessionId`` in kernel32.dll."""
+
+    name = "kernel32"
+
+    def __init__(self) -> None:
+        # A Windows process never changes session, so the own answer is kept.
+        self._own_pid = os.getpid()
+        self._own_session: int | None = None
+        self._wtsapi32: object | None = None
+
+    def __repr__(self) -> str:
+        return "Kernel32Backend()"
+
+    def session_id(self, pid: int) -> int:
+        if pid == self._own_pid and self._own_session is not None:
+            return self._own_session
+        out = ffi.new("DWORD *")
+        if not kernel32.ProcessIdToSessionId(pid, out):
+            code, message = ffi.getwinerror()
+            raise error_for(pid, code, message)
+        if pid == self._own_pid:
+            self._own_session = out[0]
+        return int(out[0])
+
+    def native_process_id_to_session_id(self, pid: int, out: object) -> int:
+        """The raw call on a checked out-pointer: 0, or the Win32 last error."""
+        if kernel32.ProcessIdToSessionId(pid, out):
+            return 0
+        return int(ffi.getwinerror()[0])
+
+    def console_session_id(self) -> int | None:
+        session = kernel32.WTSGetActiveConsoleSessionId()
+        return None if session == NO_CONSOLE_SESSION else int(session)
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        """One WTSEnumerateProcessesW call for the whole process table."""
+        if self._wtsapi32 is None:
+            self._wtsapi32 = ffi.dlopen("wtsapi32.dll")
+        wtsapi32 = self._wtsapi32
+        table = ffi.new("PWTS_PROCESS_INFOW *")
+        count = ffi.new("DWORD *")
+        if not wtsapi32.WTSEnumerateProcessesW(  # type: ignore[attr-defined]
+            WTS_CURRENT_SERVER_HANDLE, 0, 1, table, count
+        ):
+            code, message = ffi.getwinerror()
+            raise SessionIdError(None, code, f"WTSEnumerateProcessesW failed: {message}", None)
+        try:
+            found = {
+                int(table[0][i].ProcessId): int(table[0][i].SessionId) for i in range(count[0])
+            }
+        finally:
+            wtsapi32.WTSFreeMemory(table[0])  # type: ignore[attr-defined]
+        found.pop(0, None)  # the idle process, which ProcessIdToSessionId refuses
+        if pids is None:
+            return found
+        wanted: dict[int, int] = {}
+        for pid in pids:
+            key = pid if pid in found else pid & ~3  # Windows ignores the low two bits
+            if key in found:
+                wanted[pid] = found[key]
+        return wanted

@@ -1,0 +1,94 @@
+"""The raw, Win32-shaped API: BOOL results, out-pointers, GetLastError.
+
+These calls behave the same on every backend. With the kernel32 backend
+they go straight to kernel32.dll; with the others the backend answers and
+the Win32 code of its error becomes the last error. The last error lives in
+a per-thread slot, as in Win32 (C9). Out-pointers are checked before any
+backend sees them: NULL (or an address in the never-mapped first 64 KiB)
+gives FALSE with ERROR_INVALID_PARAMETER, as ReactOS does, instead of
+Wine's access violation; anything that is not a pointer to a 32-bit
+unsigned integer raises TypeError.
+"""
+
+from __future__ import annotations
+
+from _thread import _local
+
+from ._api import checked_pid
+from ._backend import get_backend
+from ._errors import ERROR_INVALID_PARAMETER, SessionIdError
+from ._kernel32_ffi import ffi
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    CData = Any
+
+_DWORD_NAMES = frozenset({"unsigned int", "unsigned long", "uint32_t"})
+_LOWEST_VALID_ADDRESS = 0x10000
+_CData = ffi.CData
+_last = _local()
+
+
+def GetLastError() -> int:  # noqa: N802 - the Win32 name
+    """The last error set by a raw call in this thread (0 before any)."""
+    return getattr(_last, "error", 0)
+
+
+def _fail(code: int) -> int:
+    _last.error = code
+    return 0
+
+
+def _dword_slot(pointer: object) -> bool:
+    """True if ``pointer`` can receive a DWORD, False if it is NULL-like;
+    TypeError if it is not a pointer to a 32-bit unsigned integer."""
+    if not isinstance(pointer, _CData):
+        raise TypeError(
+            f"pSessionId must be a cffi pointer such as ffi.new('DWORD *'), "
+            f"not {type(pointer).__name__}"
+        )
+    ctype = ffi.typeof(pointer)
+    if ctype.kind == "pointer" and int(ffi.cast("uintptr_t", pointer)) < _LOWEST_VALID_ADDRESS:
+        return False  # ffi.NULL (a 'void *') or any other NULL-like pointer
+    if (
+        ctype.kind not in ("pointer", "array")
+        or ctype.item.kind != "primitive"
+        or ctype.item.cname not in _DWORD_NAMES
+        or ffi.sizeof(ctype.item) != 4
+    ):
+        raise TypeError(f"pSessionId must be a 'DWORD *', not {ctype.cname!r}")
+    return ctype.kind == "pointer" or len(pointer) > 0  # type: ignore[arg-type]
+
+
+def ProcessIdToSessionId(dwProcessId: object, pSessionId: CData) -> int:  # noqa: N802,N803
+    """``BOOL ProcessIdToSessionId(DWORD dwProcessId, DWORD *pSessionId)``.
+
+    Returns 1 (TRUE) and stores the session in ``pSessionId[0]``, or 0
+    (FALSE) with the reason in ``GetLastError()``, leaving ``pSessionId``
+    untouched. ``dwProcessId`` is checked like ``process_id_to_session_id``
+    does (TypeError, ValueError).
+    """
+    pid = checked_pid(dwProcessId)
+    if not _dword_slot(pSessionId):
+        return _fail(ERROR_INVALID_PARAMETER)
+    backend = get_backend()
+    native = getattr(backend, "native_process_id_to_session_id", None)
+    if native is not None:
+        # The kernel32 backend: the real call, and the real last error.
+        error = native(pid, pSessionId)
+        return _fail(error) if error else 1
+    try:
+        session = backend.session_id(pid)
+    except SessionIdError as err:
+        return _fail(err.winerror)
+    pSessionId[0] = session
+    return 1
+
+
+def WTSGetActiveConsoleSessionId() -> int:  # noqa: N802 - the Win32 name
+    """``DWORD WTSGetActiveConsoleSessionId(void)``: 0xFFFFFFFF when no
+    session is attached to the console."""
+    session = get_backend().console_session_id()
+    return 0xFFFFFFFF if session is None else session

@@ -1,0 +1,96 @@
+"""Fixtures shared by the suite: the backends this machine can run, and
+real login sessions on Linux (root only)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from sessionid_cffi import get_backend
+from sessionid_cffi.testing import ModelBackend
+from sessionid_cffi.testing._worlds import World, world_for
+
+LINUX = sys.platform.startswith("linux")
+WINDOWS = sys.platform == "win32"
+IS_ROOT = LINUX and os.geteuid() == 0
+
+settings.register_profile("default", max_examples=100, deadline=None)
+settings.register_profile(
+    "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+needs_root = pytest.mark.skipif(
+    not IS_ROOT, reason="needs root on Linux: creates login sessions or mounts procfs"
+)
+linux_only = pytest.mark.skipif(not LINUX, reason="Linux-specific rule (procfs)")
+windows_only = pytest.mark.skipif(not WINDOWS, reason="Windows-specific rule (kernel32)")
+
+
+def live_backend_name() -> str:
+    return "kernel32" if WINDOWS else "procfs"
+
+
+def make_model() -> ModelBackend:
+    """A model with the caller in session 1, a system process and a denied one."""
+    own = os.getpid()
+    return ModelBackend({own: 1, own + 1000: 0, own + 2000: 2}, denied=[own + 2000])
+
+
+@pytest.fixture(params=["live", "model"])
+def backend(request: pytest.FixtureRequest) -> object:
+    """Every backend this machine can run: the platform's live one and the model."""
+    if request.param == "live":
+        live = get_backend()
+        assert live.name == live_backend_name()
+        return live
+    return make_model()
+
+
+@pytest.fixture
+def world(backend: object) -> World:
+    return world_for(backend)
+
+
+class Login:
+    """A real child process in a fresh audit login session (Linux, root)."""
+
+    def __init__(self, uid: int = 1000) -> None:
+        code = (
+            "import sys, time\n"
+            f"open('/proc/self/loginuid', 'w').write('{uid}')\n"
+            "print(open('/proc/self/sessionid').read(), flush=True)\n"
+            "sys.stdin.read()\n"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        # Ground truth: what the child itself read from its own sessionid.
+        self.session = int(self.process.stdout.readline())
+        self.pid = self.process.pid
+        self.uid = uid
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def login() -> Iterator[Login]:
+    if not IS_ROOT:
+        pytest.skip("needs root on Linux: writes /proc/self/loginuid to start a login")
+    session = Login()
+    try:
+        yield session
+    finally:
+        session.close()
