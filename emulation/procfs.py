@@ -113,7 +113,10 @@ class ProcfsBackend:
             if self._has_audit():
                 raise_for_errno(pid, err, path)
             path = f"{self.proc_root}/{pid}/cgroup"
-            return parse_cgroup(pid, path, self._read_process_file(pid, path))
+            try:
+                return parse_cgroup(pid, path, self._read_process_file(pid, path))
+            except FileNotFoundError as missing:
+                raise_for_errno(pid, missing, path)
         return parse_sessionid(pid, path, data)
 
     def _read_process_file(self, pid: int, path: str) -> bytes:

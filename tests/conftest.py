@@ -19,9 +19,16 @@ LINUX = sys.platform.startswith("linux")
 WINDOWS = sys.platform == "win32"
 IS_ROOT = LINUX and os.geteuid() == 0
 
-settings.register_profile("default", max_examples=100, deadline=None)
+# The backend fixtures hold no per-example state, so @given may share them.
+_shared_fixtures = [HealthCheck.function_scoped_fixture]
 settings.register_profile(
-    "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "default", max_examples=100, deadline=None, suppress_health_check=_shared_fixtures
+)
+settings.register_profile(
+    "long",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[*_shared_fixtures, HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

@@ -1,0 +1,216 @@
+"""The Linux emulation backend on real processes and real login sessions.
+
+Ground truth is what each process reads about itself from its own
+``/proc/self/sessionid``; the backend, asked from outside, must agree.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import sessionid_cffi as s
+from conftest import IS_ROOT, LINUX, Login, needs_root
+from sessionid_cffi.emulation.procfs import AUDIT_UNSET, PID_MAX_LIMIT, ProcfsBackend
+
+pytestmark = pytest.mark.skipif(not LINUX, reason="procfs is the Linux backend")
+
+
+def own_truth() -> int:
+    raw = int(Path("/proc/self/sessionid").read_text())
+    return 0 if raw == AUDIT_UNSET else raw
+
+
+def test_unset_audit_session_is_session_0_and_set_ones_are_kept() -> None:
+    assert s.current_session_id() == own_truth()
+
+
+def test_every_listed_process_agrees_with_its_sessionid_file() -> None:
+    backend = ProcfsBackend()
+    checked = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            raw = int(Path(f"/proc/{name}/sessionid").read_text())
+            answer = backend.session_id(int(name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile
+        assert answer == (0 if raw == AUDIT_UNSET else raw), name
+        checked += 1
+    assert checked > 5
+
+
+@needs_root
+def test_a_new_login_is_its_own_session_seen_from_outside(login: Login) -> None:
+    assert login.session not in (0, own_truth())
+    assert s.process_id_to_session_id(login.pid) == login.session
+
+
+@needs_root
+def test_two_logins_get_distinct_sessions() -> None:
+    first, second = Login(1000), Login(1001)
+    try:
+        assert first.session != second.session
+        assert s.process_id_to_session_id(first.pid) == first.session
+        assert s.process_id_to_session_id(second.pid) == second.session
+    finally:
+        first.close()
+        second.close()
+
+
+@needs_root
+def test_children_of_a_login_inherit_it() -> None:
+    """A login's child and grandchild report the login's session (C2)."""
+    code = (
+        "import subprocess, sys\n"
+        "open('/proc/self/loginuid', 'w').write('1000')\n"
+        "grand = subprocess.Popen([sys.executable, '-c', "
+        "'import sys; print(open(\"/proc/self/sessionid\").read(), flush=True); sys.stdin.read()'],"
+        " stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)\n"
+        "child_line = grand.stdout.readline().strip()\n"
+        "print(open('/proc/self/sessionid').read(), grand.pid, child_line, flush=True)\n"
+        "sys.stdin.read(); grand.kill(); grand.wait()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        session, grand_pid, grand_session = (int(x) for x in child.stdout.readline().split())
+        assert session == grand_session != 0
+        assert s.process_id_to_session_id(child.pid) == session
+        assert s.process_id_to_session_id(grand_pid) == session
+    finally:
+        child.kill()
+        child.wait()
+
+
+@needs_root
+def test_a_zombie_keeps_its_login_session_until_reaped(login: Login) -> None:
+    login.process.kill()
+    os.waitid(os.P_PID, login.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+    assert Path(f"/proc/{login.pid}/stat").read_text().split(") ")[1][0] == "Z"
+    assert s.process_id_to_session_id(login.pid) == login.session
+    login.process.wait()
+    with pytest.raises(s.ProcessNotFoundError) as caught:
+        s.process_id_to_session_id(login.pid)
+    assert caught.value.errno == errno.ENOENT
+
+
+def test_a_thread_id_is_not_a_process() -> None:
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        tid = thread.native_id
+        assert tid is not None
+        assert tid != os.getpid()
+        assert Path(f"/proc/{tid}/sessionid").exists()  # procfs answers for it...
+        with pytest.raises(s.ProcessNotFoundError, match="thread") as caught:
+            s.process_id_to_session_id(tid)  # ...but it names no process
+        assert caught.value.winerror == 87
+        # The status-file check (used where pidfd_open is unavailable) agrees.
+        with pytest.raises(s.ProcessNotFoundError, match="thread"):
+            ProcfsBackend(live=False).session_id(tid)
+    finally:
+        release.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("pid", [0, PID_MAX_LIMIT + 1, 2**31, 2**32 - 1])
+def test_impossible_pids_answer_87_without_touching_procfs(tmp_path: Path, pid: int) -> None:
+    # An empty proc_root: any filesystem access would report "no procfs".
+    with pytest.raises(s.ProcessNotFoundError):
+        ProcfsBackend(str(tmp_path)).session_id(pid)
+
+
+def test_no_procfs_is_a_clear_error_at_call_time(tmp_path: Path) -> None:
+    backend = ProcfsBackend(str(tmp_path))  # constructing it does not fail
+    with pytest.raises(s.BackendUnavailableError, match="mount -t proc") as caught:
+        backend.session_id(1)
+    assert caught.value.winerror == 50
+    with s.use_backend(backend):
+        out = s.ffi.new("DWORD *", 7)
+        assert (s.ProcessIdToSessionId(1, out), s.GetLastError(), out[0]) == (0, 50, 7)
+
+
+def fake_proc(root: Path, pid: int, tgid: int | None = None, **files: str) -> None:
+    """A process directory in a fake procfs tree."""
+    (root / "self").mkdir(exist_ok=True)
+    base = root / str(pid)
+    base.mkdir()
+    (base / "status").write_text(f"Name:\tx\nUmask:\t0022\nState:\tS\nTgid:\t{tgid or pid}\n")
+    for name, content in files.items():
+        (base / name).write_text(content)
+
+
+def test_kernel_without_audit_falls_back_to_the_logind_cgroup(tmp_path: Path) -> None:
+    fake_proc(tmp_path, 10, cgroup="0::/user.slice/user-1000.slice/session-4.scope\n")
+    fake_proc(tmp_path, 11, cgroup="0::/user.slice/user-1000.slice/session-c7.scope\n")
+    fake_proc(tmp_path, 12, cgroup="0::/system.slice/cron.service\n")
+    fake_proc(tmp_path, 13, tgid=10, cgroup="0::/user.slice/user-1000.slice/session-4.scope\n")
+    backend = ProcfsBackend(str(tmp_path))
+    assert backend.live is False
+    assert [backend.session_id(pid) for pid in (10, 11, 12)] == [4, 7, 0]
+    with pytest.raises(s.ProcessNotFoundError, match="thread"):
+        backend.session_id(13)
+    with pytest.raises(s.ProcessNotFoundError):
+        backend.session_id(14)
+
+
+def test_audit_values_map_as_documented(tmp_path: Path) -> None:
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "sessionid").write_text(str(AUDIT_UNSET))
+    fake_proc(tmp_path, 20, sessionid=str(AUDIT_UNSET))
+    fake_proc(tmp_path, 21, sessionid="1")
+    fake_proc(tmp_path, 22, sessionid=str(AUDIT_UNSET - 1))
+    fake_proc(tmp_path, 23, sessionid="12abc")
+    backend = ProcfsBackend(str(tmp_path))
+    assert [backend.session_id(pid) for pid in (20, 21, 22)] == [0, 1, AUDIT_UNSET - 1]
+    with pytest.raises(s.SessionIdError, match="not a session id") as caught:
+        backend.session_id(23)
+    assert caught.value.winerror == 13
+    with pytest.raises(s.SessionIdError, match="not a session id"):
+        backend.session_ids(None)  # a bulk pass never hides a malformed entry
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to drop to user nobody")
+def test_eacces_and_eperm_map_to_access_denied(tmp_path: Path) -> None:
+    fake_proc(tmp_path, 30, sessionid="5")
+    (tmp_path / "30" / "sessionid").chmod(0)
+    tmp_path.chmod(0o755)
+    code = (
+        "import os, sys, sessionid_cffi as s\n"
+        "from sessionid_cffi.emulation.procfs import ProcfsBackend\n"
+        "os.setgid(65534); os.setuid(65534)\n"
+        "try:\n    ProcfsBackend(sys.argv[1]).session_id(30)\n"
+        "except s.AccessDeniedError as e:\n    print(e.winerror, e.errno, e.pid)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert done.stdout.split() == ["5", str(errno.EACCES), "30"], done.stderr
+
+
+def test_console_session_comes_from_logind_state(tmp_path: Path) -> None:
+    seats, sessions = tmp_path / "systemd" / "seats", tmp_path / "systemd" / "sessions"
+    seats.mkdir(parents=True)
+    sessions.mkdir(parents=True)
+    backend = ProcfsBackend(run_root=str(tmp_path))
+    assert backend.console_session_id() is None  # no seat0: nobody at the console
+    (seats / "seat0").write_text("IS_SEAT0=1\nACTIVE=c2\nACTIVE_UID=1000\n")
+    (sessions / "c2").write_text("UID=1000\nUSER=ann\nAUDIT=17\n")
+    assert backend.console_session_id() == 17
+    (sessions / "c2").write_text("UID=1000\nUSER=ann\n")
+    assert backend.console_session_id() == 2
+    (seats / "seat0").write_text("IS_SEAT0=1\nACTIVE=5\n")
+    assert backend.console_session_id() == 5
+    (seats / "seat0").write_text("IS_SEAT0=1\n")
+    assert backend.console_session_id() is None
