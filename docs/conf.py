@@ -4,11 +4,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sessionid_cffi import __version__  # noqa: E402
+from sessionid_cffi import __version__
 
 project = "sessionid-cffi"
 author = "sessionid-cffi developers"
-copyright = "2026, sessionid-cffi developers"  # noqa: A001
+copyright = "2026, sessionid-cffi developers"
 release = version = __version__
 
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
@@ -19,4 +19,7 @@ html_theme = "furo"
 html_title = f"sessionid-cffi {release}"
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-nitpick_ignore_regex = [(r"py:.*", r"(cffi|_cffi_backend|CData|Backend|World|argparse)\..*"), (r"py:class", r".*CData.*")]
+nitpick_ignore_regex = [
+    (r"py:.*", r"(cffi|_cffi_backend|CData|Backend|World|argparse)\..*"),
+    (r"py:class", r".*CData.*"),
+]

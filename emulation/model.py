@@ -86,7 +86,8 @@ class ModelBackend:
         key = pid & ~3 if self.aliasing else pid
         session = self._table.get(key)
         if session is None or key == 0:
-            reason = "it is a thread id, not a process id" if key in self._threads else "no such process"
+            is_thread = key in self._threads
+            reason = "it is a thread id, not a process id" if is_thread else "no such process"
             raise not_found(pid, reason)
         if key in self.denied:
             raise access_denied(pid, "the model marks it as denied")
@@ -140,3 +141,20 @@ class ModelBackend:
             del self._table[pid]
             self.zombies.discard(pid)
             self.denied.discard(pid)
+
+    def threads(self) -> set[int]:
+        """A copy of the thread ids the model knows (they answer 87)."""
+        return set(self._threads)
+
+    def add_thread(self, tid: int) -> None:
+        """A thread ``tid`` started in some process: its id is not a process id (87)."""
+        with self._lock:
+            _check_dword(tid, "thread id")
+            if tid in self._table:
+                raise ValueError(f"thread id {tid} is already a PID of the table")
+            self._threads.add(tid)
+
+    def remove_thread(self, tid: int) -> None:
+        """Thread ``tid`` ended; its id names nothing now (still 87)."""
+        with self._lock:
+            self._threads.discard(tid)

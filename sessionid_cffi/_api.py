@@ -25,14 +25,14 @@ def checked_pid(pid: object) -> int:
         if isinstance(pid, bool):
             raise TypeError("pid must be an integer, not bool")
         try:
-            pid = _index(pid)
+            pid = _index(pid)  # type: ignore[arg-type]
         except TypeError:
             raise TypeError(f"pid must be an integer, not {type(pid).__name__}") from None
         except Exception as err:  # a hostile __index__; the caller gets a documented error
             raise TypeError(f"pid.__index__() failed: {err!r}") from err
-    if not 0 <= pid <= DWORD_MAX:  # type: ignore[operator]
+    if not 0 <= pid <= DWORD_MAX:
         raise ValueError(f"pid must be a DWORD (0 ... 4294967295), got {pid}")
-    return pid  # type: ignore[return-value]
+    return pid
 
 
 def process_id_to_session_id(pid: object) -> int:

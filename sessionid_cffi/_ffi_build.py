@@ -72,7 +72,8 @@ def main(argv: list[str]) -> int:
             fresh = Path(tmp, MODULE.name)
             generate(fresh)
             if fresh.read_bytes() != MODULE.read_bytes():
-                print(f"{MODULE} is stale: run python -m sessionid_cffi._ffi_build", file=sys.stderr)
+                stale = f"{MODULE} is stale: run python -m sessionid_cffi._ffi_build"
+                print(stale, file=sys.stderr)
                 return 1
         print(f"{MODULE.name} matches CDEF")
         return 0

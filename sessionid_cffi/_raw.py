@@ -59,7 +59,7 @@ def _dword_slot(pointer: object) -> bool:
         or ffi.sizeof(ctype.item) != 4
     ):
         raise TypeError(f"pSessionId must be a 'DWORD *', not {ctype.cname!r}")
-    return ctype.kind == "pointer" or len(pointer) > 0  # type: ignore[arg-type]
+    return ctype.kind == "pointer" or len(pointer) > 0
 
 
 def ProcessIdToSessionId(dwProcessId: object, pSessionId: CData) -> int:  # noqa: N802,N803
