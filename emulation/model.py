@@ -35,7 +35,9 @@ class ModelBackend:
     processes); ``zombies`` are PIDs of the table that exited but are not
     reaped (they still answer); ``denied`` are PIDs of the table the caller
     may not inspect; ``console_session`` is what the console query returns;
-    ``users`` maps sessions to user names (for listings).
+    ``users`` maps sessions to user names and ``commands`` maps PIDs to
+    process names (for listings: ``process_records``, ``sessions()``, the
+    ``sessionid ps`` tool); both answer None where the map has no entry.
     """
 
     name = "model"
@@ -49,6 +51,7 @@ class ModelBackend:
         denied: Iterable[int] = (),
         console_session: int | None = None,
         users: Mapping[int, str] | None = None,
+        commands: Mapping[int, str] | None = None,
         aliasing: bool = False,
     ) -> None:
         self._lock = allocate_lock()
@@ -71,6 +74,7 @@ class ModelBackend:
             None if console_session is None else _check_dword(console_session, "console_session")
         )
         self.users = dict(users or {})
+        self.commands = dict(commands or {})
 
     def __repr__(self) -> str:
         return f"ModelBackend({self._table!r}, zombies={sorted(self.zombies)})"
@@ -108,18 +112,33 @@ class ModelBackend:
                 continue
         return found
 
+    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
+        """``(pid, session, user, command)`` of every PID the caller may
+        inspect (zombies included, denied PIDs left out, as in session_ids)."""
+        with self._lock:
+            table = dict(self._table)
+            denied = set(self.denied)
+        users, commands = self.users, self.commands
+        return [
+            (pid, session, users.get(session), commands.get(pid))
+            for pid, session in table.items()
+            if pid not in denied
+        ]
+
     # -- changes, as processes come and go -------------------------------
     def processes(self) -> dict[int, int]:
         """A copy of the table (zombies and denied PIDs included)."""
         return dict(self._table)
 
-    def spawn(self, pid: int, session: int) -> None:
+    def spawn(self, pid: int, session: int, command: str | None = None) -> None:
         """A new process ``pid`` in ``session`` (the parent's, or a new login)."""
         with self._lock:
             self._check_new_pid(_check_dword(pid, "PID"))
             if pid in self._table or pid in self._threads:
                 raise ValueError(f"PID {pid} is already in use")
             self._table[pid] = _check_dword(session, "session")
+            if command is not None:
+                self.commands[pid] = command
 
     def set_session(self, pid: int, session: int) -> None:
         """Process ``pid`` started a new login (Linux: wrote loginuid)."""
@@ -141,6 +160,7 @@ class ModelBackend:
             del self._table[pid]
             self.zombies.discard(pid)
             self.denied.discard(pid)
+            self.commands.pop(pid, None)
 
     def threads(self) -> set[int]:
         """A copy of the thread ids the model knows (they answer 87)."""
