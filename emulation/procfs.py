@@ -30,6 +30,13 @@ AUDIT_UNSET = 4294967295
 PID_MAX_LIMIT = 4194304
 _DWORD_DIGITS = 10
 _SESSION_SCOPE = b"/session-"
+# One process's files: never follow a symlink (procfs has none there) and
+# never block (a FIFO in a tree that is not procfs would wait for a writer).
+_O_FILE = (
+    os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+)
+# A cgroup file lists every hierarchy (up to a path each): read it whole, up to this.
+_CGROUP_LIMIT = 1 << 20
 
 
 def parse_sessionid(pid: int, path: str, data: bytes) -> int:
@@ -47,21 +54,38 @@ def parse_sessionid(pid: int, path: str, data: bytes) -> int:
 
 def parse_cgroup(pid: int, path: str, data: bytes) -> int:
     """The logind session in a ``cgroup`` file, for kernels without audit:
-    ``.../session-3.scope`` -> 3, ``session-c3.scope`` -> 3, none -> 0."""
-    start = data.find(_SESSION_SCOPE)
-    if start < 0:
-        return 0
-    start += len(_SESSION_SCOPE)
-    end = data.find(b".scope", start)
-    name = data[start:end] if end > 0 else b""
-    if name.startswith(b"c"):
-        name = name[1:]
-    if not name.isdigit() or not name.isascii() or len(name) > _DWORD_DIGITS:
-        raise _malformed(pid, path, data)
-    value = int(name)
-    if value >= AUDIT_UNSET:
-        raise _malformed(pid, path, data)
-    return value
+    ``.../session-3.scope`` -> 3, ``session-c3.scope`` -> 3, none -> 0.
+
+    Lines are ``id:controllers:path``; the first path component named
+    ``session-*`` decides, and must be a whole ``session-[c]N.scope``."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    paths = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(b":")
+        _, colon, cgroup_path = rest.partition(b":")
+        if not hierarchy.isdigit() or not hierarchy.isascii() or not colon:
+            raise _malformed(pid, path, data)
+        if not cgroup_path.startswith(b"/"):
+            raise _malformed(pid, path, data)
+        paths.append(cgroup_path)
+    if not paths:
+        raise _malformed(pid, path, data)  # procfs lists at least one hierarchy
+    for cgroup_path in paths:
+        for component in cgroup_path.split(b"/"):
+            if not component.startswith(b"session-"):
+                continue
+            name = component[8:-6] if component.endswith(b".scope") else b""
+            if name.startswith(b"c"):
+                name = name[1:]
+            if not name.isdigit() or not name.isascii() or len(name) > _DWORD_DIGITS:
+                raise _malformed(pid, path, data)
+            value = int(name)
+            if value >= AUDIT_UNSET:
+                raise _malformed(pid, path, data)
+            return value
+    return 0
 
 
 def _malformed(pid: int, path: str, data: bytes) -> SessionIdError:
@@ -114,21 +138,22 @@ class ProcfsBackend:
                 raise_for_errno(pid, err, path)
             path = f"{self.proc_root}/{pid}/cgroup"
             try:
-                return parse_cgroup(pid, path, self._read_process_file(pid, path))
+                return parse_cgroup(pid, path, self._read_process_file(pid, path, whole=True))
             except FileNotFoundError as missing:
                 raise_for_errno(pid, missing, path)
         return parse_sessionid(pid, path, data)
 
-    def _read_process_file(self, pid: int, path: str) -> bytes:
+    def _read_process_file(self, pid: int, path: str, whole: bool = False) -> bytes:
         """Read ``path`` of process ``pid``, refusing thread ids.
 
         The file is opened before the thread check and read after it: an
         open procfs file stays bound to the task it was opened for, so if
         the PID was reaped and reused in between, the read fails (ESRCH)
-        instead of answering for the newcomer.
+        instead of answering for the newcomer. ``whole`` reads up to
+        _CGROUP_LIMIT bytes (more is refused as malformed), else 64.
         """
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, _O_FILE)
         except FileNotFoundError:
             raise
         except OSError as err:
@@ -138,6 +163,14 @@ class ProcfsBackend:
                 self._check_not_thread(pid)
             # One read: procfs answers these small files in full.
             data = os.read(fd, 64)
+            if whole:
+                chunks, size = [data], len(data)
+                while chunks[-1] and size <= _CGROUP_LIMIT:
+                    chunks.append(os.read(fd, 65536))
+                    size += len(chunks[-1])
+                data = b"".join(chunks)
+                if size > _CGROUP_LIMIT:
+                    raise _malformed(pid, path, data)
         except SessionIdError:
             raise
         except OSError as err:
@@ -165,7 +198,7 @@ class ProcfsBackend:
                 self.live = False  # Python built without os.pidfd_open
         path = f"{self.proc_root}/{pid}/status"
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, _O_FILE)
         except OSError as err:
             raise_for_errno(pid, err, path)
         try:
@@ -205,8 +238,8 @@ class ProcfsBackend:
         """
         fields = _read_env_file(f"{self.run_root}/systemd/seats/seat0")
         name = fields.get("ACTIVE", "")
-        if not name:
-            return None
+        if not name or "/" in name or "\0" in name or name.startswith("."):
+            return None  # not a session name: never read a file outside sessions/
         audit = _read_env_file(f"{self.run_root}/systemd/sessions/{name}").get("AUDIT", "")
         for candidate in (audit, name, name[1:] if name.startswith("c") else ""):
             if candidate.isdigit() and candidate.isascii() and 0 < int(candidate) < AUDIT_UNSET:
@@ -263,8 +296,13 @@ class ProcfsBackend:
 def _read_env_file(path: str) -> dict[str, str]:
     """KEY=value lines of a systemd state file; {} when it is absent."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as file:
+        with open(path, encoding="utf-8", errors="replace", opener=_open_nonblocking) as file:
             lines = file.read(65536).splitlines()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return {}
     return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """Opener that never waits on a FIFO planted where a state file should be."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
