@@ -1,12 +1,25 @@
 """Test kit: fake sessions for your tests, and the contract as a check.
 
+- ``fake_sessions(table)`` is a context manager that makes the library answer
+  from an in-memory table ``{pid: session}`` on any OS; the pytest plugin
+  offers it as the ``fake_sessions`` fixture too.
 - ``check_contract(backend)`` runs the contract rules C1-C10 against any
   backend and raises ``ContractViolation`` with a readable report.
 - ``ModelBackend`` is the in-memory backend (``sessionid_cffi.emulation.model``).
+- ``sessionid_cffi.testing.strategies`` (needs Hypothesis, imported only when
+  you import it): ``pids()``, ``session_ids()``, ``process_tables()``,
+  ``model_backends()``.
+
+Importing ``sessionid_cffi`` never imports this kit.
 """
 
-from ..emulation.model import ModelBackend
-from .contract import RULES, ContractReport, ContractViolation, RuleSkipped, check_contract
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..emulation.model import ModelBackend
+    from ._fake import fake_sessions
+    from .contract import RULES, ContractReport, ContractViolation, RuleSkipped, check_contract
 
 __all__ = [
     "RULES",
@@ -15,4 +28,32 @@ __all__ = [
     "ModelBackend",
     "RuleSkipped",
     "check_contract",
+    "fake_sessions",
 ]
+
+# Loaded on first use, so that the pytest plugin (imported by pytest in every
+# project that installs the library) costs nothing until a fixture is used.
+_LAZY = {
+    "ModelBackend": "..emulation.model",
+    "fake_sessions": "._fake",
+    "RULES": ".contract",
+    "ContractReport": ".contract",
+    "ContractViolation": ".contract",
+    "RuleSkipped": ".contract",
+    "check_contract": ".contract",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sessionid_cffi.testing' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -142,12 +142,15 @@ class ModelWorld(World):
         self.model = model
         self.aliasing = model.aliasing
         self.description = "the model's table"
-        self._step = 4 if model.aliasing else 1
 
-    def _free_pid(self, after: int = 0) -> int:
-        used = self.model.processes().keys() | self.model._threads
-        pid = max([after, *used]) + self._step
-        return pid - pid % self._step if self.model.aliasing else pid
+    def _free_pid(self) -> int:
+        """A multiple of 4 with it and the next three PIDs unused, so that
+        C10 can tell aliasing apart from none with or without aliasing."""
+        used = self.model.processes().keys() | self.model.threads()
+        pid = (max(used, default=0) // 4 + 1) * 4
+        if pid > 0xFFFFFFFF - 3:  # the table reaches the top: take a gap
+            pid = next(p for p in range(4, 0xFFFFFFFF, 4) if used.isdisjoint(range(p, p + 4)))
+        return pid
 
     def self_pid(self) -> int:
         table = self.model.processes()
@@ -180,21 +183,22 @@ class ModelWorld(World):
     @contextmanager
     def thread_id(self) -> Iterator[int | None]:
         tid = self._free_pid()
-        self.model._threads.add(tid)
+        self.model.add_thread(tid)
         try:
             yield tid
         finally:
-            self.model._threads.discard(tid)
+            self.model.remove_thread(tid)
 
     def missing_pids(self) -> list[int]:
-        pids = [0, self._free_pid() + self._step * 4, 0xFFFFFFFF & ~3]
-        return [pid for pid in pids if pid not in self.model.processes()]
+        pids = [0, self._free_pid() + 16, 0xFFFFFFFF & ~3]
+        return [pid for pid in pids if pid <= 0xFFFFFFFF and not self.names_process(pid)]
 
     def denied_pid(self) -> int | None:
         return min(self.model.denied, default=None)
 
     def names_process(self, pid: int) -> bool | None:
-        return pid in self.model.processes() or pid in self.model._threads
+        key = pid & ~3 if self.model.aliasing else pid
+        return key in self.model.processes() or key in self.model.threads()
 
 
 class ListedWorld(World):

@@ -30,6 +30,8 @@ from ._worlds import World, world_for
 
 DWORD_MAX = 0xFFFFFFFF
 UNTOUCHED = 0xDEADBEEF
+#: How many listed processes C7 asks about one by one.
+LISTED_SAMPLE = 256
 
 
 class ContractViolation(AssertionError):
@@ -96,7 +98,9 @@ def c1_self(backend: Backend, world: World) -> None:
         raise ContractViolation(f"C1: own PID {pid} answered {first}, then {second}")
     ok, _, value = _raw_call(backend, pid)
     if ok != 1 or value != first:
-        raise ContractViolation(f"C1: raw ProcessIdToSessionId({pid}) gave ({ok}, {value}), expected (1, {first})")
+        raise ContractViolation(
+            f"C1: raw ProcessIdToSessionId({pid}) gave ({ok}, {value}), expected (1, {first})"
+        )
 
 
 def c2_inheritance(backend: Backend, world: World) -> None:
@@ -142,7 +146,9 @@ def c5_exited(backend: Backend, world: World) -> None:
         child.exit()
         held = _expect_session(backend, child.pid, "C5", "an exited child not yet reaped")
         if held != alive:
-            raise ContractViolation(f"C5: child {child.pid} changed session on exit: {alive} -> {held}")
+            raise ContractViolation(
+                f"C5: child {child.pid} changed session on exit: {alive} -> {held}"
+            )
         child.reap()
         _expect_error(backend, child.pid, ERROR_INVALID_PARAMETER, "C5", "a reaped child")
 
@@ -155,7 +161,10 @@ def c6_access(backend: Backend, world: World) -> None:
     _expect_error(backend, pid, ERROR_ACCESS_DENIED, "C6", "a denied process")
     ok, error, value = _raw_call(backend, pid)
     if (ok, error, value) != (0, ERROR_ACCESS_DENIED, UNTOUCHED):
-        raise ContractViolation(f"C6: raw call for denied PID {pid} gave ({ok}, {error}, {value:#x})")
+        raise ContractViolation(
+            f"C6: raw call for denied PID {pid} gave BOOL {ok}, last error {error}, "
+            f"out-pointer {value:#x}; expected 0, 5 and the pointer untouched"
+        )
 
 
 def c7_domain(backend: Backend, world: World) -> None:
@@ -165,6 +174,20 @@ def c7_domain(backend: Backend, world: World) -> None:
     pids += [rng.randrange(DWORD_MAX + 1) for _ in range(40)]
     for pid in pids:
         _ask(backend, pid)  # raises ContractViolation for anything else
+    # The processes the backend lists answer DWORDs too, the same as listed
+    # (a process may have exited since the listing: then any error is fine).
+    listed = backend.session_ids(None)
+    for pid, session in sorted(listed.items())[:LISTED_SAMPLE]:
+        if type(session) is not int or not 0 <= session <= DWORD_MAX:
+            raise ContractViolation(
+                f"C7: session_ids() lists PID {pid} in {session!r}, not a DWORD"
+            )
+        answer = _ask(backend, pid)
+        if isinstance(answer, int) and answer != session:
+            raise ContractViolation(
+                f"C7: session_ids() lists PID {pid} in session {session}, "
+                f"but session_id({pid}) answers {answer}"
+            )
 
 
 def c8_bad_input(backend: Backend, world: World) -> None:
@@ -221,7 +244,10 @@ def c10_aliasing(backend: Backend, world: World) -> None:
             for offset in (1, 2, 3):
                 got = _expect_session(backend, child.pid + offset, "C10", f"child PID+{offset}")
                 if got != base:
-                    raise ContractViolation(f"C10: PID {child.pid}+{offset} answered {got}, PID {child.pid} {base}")
+                    raise ContractViolation(
+                        f"C10: PID {child.pid}+{offset} answered session {got}, "
+                        f"PID {child.pid} session {base}; Windows ignores the low two bits"
+                    )
         else:
             free = [n for n in (1, 2, 3) if world.names_process(child.pid + n) is False]
             if not free:
@@ -274,7 +300,7 @@ def check_contract(
     ``world`` defaults to real processes for the live backends, the model's
     own table for a ModelBackend, and the listed processes otherwise.
     """
-    for attribute in ("name", "session_id", "console_session_id", "session_ids"):
+    for attribute in ("name", "session_id", "console_session_id", "session_ids", "process_records"):
         if not hasattr(backend, attribute):
             raise TypeError(f"check_contract() needs a backend with .{attribute}")
     chosen = world if world is not None else world_for(backend)
@@ -286,6 +312,10 @@ def check_contract(
             report.broken[name] = str(err)
         except RuleSkipped as err:
             report.skipped[name] = str(err)
+        except Exception as err:  # the backend broke the scene the rule needs
+            report.broken[name] = (
+                f"{name}: the check could not run, it raised {type(err).__name__}: {err}"
+            )
         else:
             report.kept.append(name)
     if report.broken:
