@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 import sessionid_cffi as s
-from conftest import IS_ROOT, LINUX, Login, needs_root
 from sessionid_cffi.emulation.procfs import AUDIT_UNSET, PID_MAX_LIMIT, ProcfsBackend
+
+from conftest import IS_ROOT, LINUX, Login, needs_root
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="procfs is the Linux backend")
 

