@@ -1,0 +1,164 @@
+"""Windows-only rules, run for real in the Windows lane (Windows CPython
+under Wine, the real kernel32.dll through the cffi ABI-mode binding).
+
+Linux cannot have these: they check what reaches kernel32 and compare the
+binding with an independent one (pywin32's win32ts, written by others).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sessionid_cffi as s
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "win32", reason="Windows-only: calls kernel32.dll (run by tox -e wine)"
+)
+
+DWORD_MAX = 2**32 - 1
+
+
+def pywin32_answer(pid: int) -> int | tuple[str, int]:
+    """pywin32's answer: a session, or ("error", Win32 code)."""
+    import pywintypes
+    import win32ts
+
+    try:
+        return int(win32ts.ProcessIdToSessionId(pid))
+    except pywintypes.error as err:
+        return ("error", err.winerror)
+
+
+def our_answer(pid: int) -> int | tuple[str, int]:
+    try:
+        return s.process_id_to_session_id(pid)
+    except s.SessionIdError as err:
+        return ("error", err.winerror)
+
+
+@pytest.fixture
+def child() -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_backend_is_kernel32() -> None:
+    assert s.get_backend().name == "kernel32"
+    assert type(s.get_backend()).__module__ == "sessionid_cffi._kernel32"
+
+
+def test_own_pid_agrees_with_pywin32_and_aliases() -> None:
+    own = os.getpid()
+    assert our_answer(own) == pywin32_answer(own)
+    for offset in (1, 2, 3):
+        assert our_answer(own + offset) == pywin32_answer(own + offset) == our_answer(own)
+
+
+def test_children_share_the_callers_session(child: subprocess.Popen[bytes]) -> None:
+    assert s.process_id_to_session_id(child.pid) == s.current_session_id()
+    assert our_answer(child.pid) == pywin32_answer(child.pid)
+
+
+def test_exited_child_answers_while_its_handle_is_held(child: subprocess.Popen[bytes]) -> None:
+    session = s.process_id_to_session_id(child.pid)
+    child.kill()
+    child.wait()  # exited; Popen still holds the process handle
+    assert s.process_id_to_session_id(child.pid) == session
+    assert our_answer(child.pid) == pywin32_answer(child.pid)
+    child._handle.Close()  # type: ignore[attr-defined]
+    assert our_answer(child.pid) == pywin32_answer(child.pid) == ("error", 87)
+
+
+def test_thread_id_fails_with_87_and_leaves_the_pointer_untouched() -> None:
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        tid = thread.native_id
+        assert tid is not None
+        out = s.ffi.new("DWORD *", 0xDEADBEEF)
+        assert s.ProcessIdToSessionId(tid, out) == 0
+        assert s.GetLastError() == 87
+        assert out[0] == 0xDEADBEEF
+        assert our_answer(tid) == pywin32_answer(tid) == ("error", 87)
+    finally:
+        release.set()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    "make_pointer",
+    [lambda: s.ffi.NULL, lambda: s.ffi.cast("DWORD *", 0), lambda: s.ffi.cast("DWORD *", 4)],
+    ids=["ffi.NULL", "NULL DWORD*", "low address"],
+)
+def test_null_out_pointers_never_reach_kernel32(make_pointer: object) -> None:
+    # Wine's kernel32 writes through the pointer for the own PID and would
+    # crash the interpreter; reaching this line at all is part of the test.
+    assert s.ProcessIdToSessionId(os.getpid(), make_pointer()) == 0  # type: ignore[operator]
+    assert s.GetLastError() == 87
+
+
+@pytest.mark.parametrize("ctype", ["int *", "unsigned short *", "char[4]", "void *"])
+def test_wrongly_typed_out_pointers_never_reach_kernel32(ctype: str) -> None:
+    pointer = s.ffi.new(ctype) if ctype != "void *" else s.ffi.cast("void *", 0x12345678)
+    with pytest.raises(TypeError, match="DWORD"):
+        s.ProcessIdToSessionId(os.getpid(), pointer)
+
+
+def test_last_error_is_per_thread_under_load() -> None:
+    """8 threads hammer the raw API with valid and invalid PIDs; each one's
+    GetLastError always reflects its own last failure."""
+    own, bad = os.getpid(), [0, 0xFFFFFFFC, 0x7FFFFFFC]
+    wrong: list[str] = []
+
+    def worker(index: int) -> None:
+        out = s.ffi.new("DWORD *")
+        expected = 0
+        for step in range(2000):
+            if (step + index) % 3:
+                if not s.ProcessIdToSessionId(own, out):
+                    wrong.append(f"own PID failed with {s.GetLastError()}")
+            else:
+                if s.ProcessIdToSessionId(bad[step % 3], out):
+                    wrong.append("a missing PID answered")
+                expected = 87
+            if s.GetLastError() != expected:
+                wrong.append(f"thread {index} saw last error {s.GetLastError()}, not {expected}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+@given(pid=st.integers(0, DWORD_MAX))
+def test_agrees_with_pywin32_across_the_dword_range(pid: int) -> None:
+    """The differential oracle: our binding and pywin32 give the same
+    session or the same Win32 error for any PID."""
+    assert our_answer(pid) == pywin32_answer(pid)
+
+
+def test_agrees_with_pywin32_on_every_enumerated_process() -> None:
+    import win32ts
+
+    listed = win32ts.WTSEnumerateProcesses(None, 1, 0)
+    assert listed, "WTSEnumerateProcesses listed nothing"
+    for _session, pid, _name, _sid in listed:
+        if pid:
+            assert our_answer(pid) == pywin32_answer(pid), pid
