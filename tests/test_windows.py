@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -42,6 +43,25 @@ def our_answer(pid: int) -> int | tuple[str, int]:
         return s.process_id_to_session_id(pid)
     except s.SessionIdError as err:
         return ("error", err.winerror)
+
+
+def wait_until_gone(pid: int, timeout: float = 10.0) -> None:
+    """Wait until no handle can be opened to ``pid`` any more.
+
+    Wine tears an exited process down asynchronously: after the last handle
+    is closed it stays openable for about half a second (measured: 0.5 s).
+    """
+    import _winapi
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            handle = _winapi.OpenProcess(0x1000, False, pid)  # QUERY_LIMITED_INFORMATION
+        except OSError:
+            return
+        _winapi.CloseHandle(handle)
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still exists {timeout} s after its last handle closed")
 
 
 @pytest.fixture
@@ -80,6 +100,7 @@ def test_exited_child_answers_while_its_handle_is_held(child: subprocess.Popen[b
     assert s.process_id_to_session_id(child.pid) == session
     assert our_answer(child.pid) == pywin32_answer(child.pid)
     child._handle.Close()  # type: ignore[attr-defined]
+    wait_until_gone(child.pid)
     assert our_answer(child.pid) == pywin32_answer(child.pid) == ("error", 87)
 
 
