@@ -4,10 +4,11 @@ These calls behave the same on every backend. With the kernel32 backend
 they go straight to kernel32.dll; with the others the backend answers and
 the Win32 code of its error becomes the last error. The last error lives in
 a per-thread slot, as in Win32 (C9). Out-pointers are checked before any
-backend sees them: NULL (or an address in the never-mapped first 64 KiB)
-gives FALSE with ERROR_INVALID_PARAMETER, as ReactOS does, instead of
-Wine's access violation; anything that is not a pointer to a 32-bit
-unsigned integer raises TypeError.
+backend sees them: NULL (or an address in the never-mapped first 64 KiB,
+or, on 64-bit systems, in the kernel's upper half) gives FALSE with
+ERROR_INVALID_PARAMETER, as ReactOS does, instead of Wine's access
+violation; anything that is not a pointer to a 32-bit unsigned integer
+raises TypeError.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 _DWORD_NAMES = frozenset({"unsigned int", "unsigned long", "uint32_t"})
 _LOWEST_VALID_ADDRESS = 0x10000
+# On 64-bit systems the upper half of the address space belongs to the
+# kernel (Linux, Windows; x86-64 and arm64): no user pointer lies there, and
+# writing there kills the process. ffi.cast("DWORD *", -1) is such a pointer.
+_HIGHEST_VALID_ADDRESS = 2**63 - 1 if ffi.sizeof("void *") == 8 else 2**32 - 1
 _CData = ffi.CData
 _last = _local()
 
@@ -50,8 +55,10 @@ def _dword_slot(pointer: object) -> bool:
             f"not {type(pointer).__name__}"
         )
     ctype = ffi.typeof(pointer)
-    if ctype.kind == "pointer" and int(ffi.cast("uintptr_t", pointer)) < _LOWEST_VALID_ADDRESS:
-        return False  # ffi.NULL (a 'void *') or any other NULL-like pointer
+    if ctype.kind == "pointer" and not (
+        _LOWEST_VALID_ADDRESS <= int(ffi.cast("uintptr_t", pointer)) <= _HIGHEST_VALID_ADDRESS
+    ):
+        return False  # ffi.NULL (a 'void *'), any other NULL-like or kernel-half pointer
     if (
         ctype.kind not in ("pointer", "array")
         or ctype.item.kind != "primitive"
