@@ -46,10 +46,11 @@ REPLY_TIMEOUT = 60
 STATS: dict[str, int] = {
     "forests": 0,
     "machine_runs": 0,
+    "simulated_runs": 0,
     "processes": 0,
     "logins": 0,
     "threads": 0,
-    "zombies": 0,
+    "exited": 0,
     "reaped": 0,
     "queries": 0,
 }
@@ -236,6 +237,8 @@ class Forest:
     """What both forests share: records of processes and the expected model."""
 
     aliasing = WINDOWS
+    #: Real processes (counted in STATS) or simulated ones.
+    real = False
     #: Windows: an exited process is held only by its parent's handle, so
     #: when the parent exits too the child is gone. Linux: zombies of an
     #: exited parent are adopted (by us, a subreaper) and stay zombies.
@@ -301,7 +304,6 @@ class Forest:
 
     def _after_exit(self, proc: Proc) -> None:
         proc.state = "exited"
-        STATS["zombies"] += 1
         if self.parent_exit_releases_children:
             for child in self.procs:
                 if child.parent is proc and child.state == "exited":
@@ -330,7 +332,7 @@ def compare(
     our_tids = {t for p in forest.procs if p.state == "alive" for t in p.tids}
     mismatches, forgiven = [], set()
     for pid in pids:
-        STATS["queries"] += 1
+        STATS["queries"] += forest.real
         got, want = answer(live, pid), answer(model, pid)
         if got == want:
             continue
@@ -359,6 +361,8 @@ def compare(
 
 class RealForest(Forest):
     """A forest of real agent processes (see the module docstring)."""
+
+    real = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -456,6 +460,7 @@ class RealForest(Forest):
         else:  # Linux: an orphan, adopted by us as the subreaper
             os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
         self._after_exit(proc)
+        STATS["exited"] += 1
 
     def reap(self, proc: Proc) -> None:
         """Make an exited ``proc`` gone: its reaper (the parent, or us) reaps it."""
@@ -661,7 +666,7 @@ class _Summary:
     """pytest plugin object: prints and records STATS at the end of the run."""
 
     def pytest_terminal_summary(self, terminalreporter: object) -> None:
-        if not any(STATS.values()):
+        if not STATS["forests"] and not STATS["simulated_runs"]:
             return
         record: dict[str, float] = dict(STATS, seconds=round(SECONDS[0], 1))
         with open(stats_path(), "w", encoding="utf-8") as file:
