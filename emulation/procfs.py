@@ -13,11 +13,13 @@ Mapping (see docs/linux.md):
 from __future__ import annotations
 
 import os
-from errno import EINVAL, ENOENT, ENOSYS, EPERM, ESRCH
+from errno import EINVAL, EMFILE, ENFILE, ENOENT, ENOMEM, ENOSYS, EPERM, ESRCH
 
 from .._errors import (
     ERROR_INVALID_DATA,
+    ERROR_NOT_ENOUGH_MEMORY,
     ERROR_NOT_SUPPORTED,
+    ERROR_TOO_MANY_OPEN_FILES,
     BackendUnavailableError,
     SessionIdError,
     not_found,
@@ -37,6 +39,10 @@ _O_FILE = (
 )
 # A cgroup file lists every hierarchy (up to a path each): read it whole, up to this.
 _CGROUP_LIMIT = 1 << 20
+_O_READ = os.O_RDONLY | os.O_CLOEXEC
+_O_DIRECTORY = _O_READ | os.O_DIRECTORY
+# A process that exited (or is hidden from us) since /proc was listed.
+_GONE = (FileNotFoundError, ProcessLookupError, PermissionError)
 
 
 def parse_sessionid(pid: int, path: str, data: bytes) -> int:
@@ -257,41 +263,161 @@ class ProcfsBackend:
             return found
         return self._scan()
 
-    def _scan(self) -> dict[int, int]:
-        """Every process in one pass; readdir lists processes only, never
-        thread ids, so no thread check is needed."""
+    def _open_root(self) -> tuple[int, list[str]]:
+        """A descriptor of the procfs root and its entries. Files are then
+        opened relative to it: the kernel walks ``<pid>/<file>`` instead of
+        the whole path, which makes a pass as fast as a C loop."""
         root = self.proc_root
         try:
-            names = os.listdir(root)
+            root_fd = os.open(root, _O_DIRECTORY)
         except OSError as err:
-            raise BackendUnavailableError(
-                None, ERROR_NOT_SUPPORTED, f"cannot list {root}: {err}", err.errno
-            ) from err
-        if not self._has_audit():
-            return self.session_ids([int(n) for n in names if n.isdigit()])
-        found = {}
-        for name in names:
-            if not name.isdigit():
-                continue
-            path = f"{root}/{name}/sessionid"
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except (FileNotFoundError, PermissionError):
-                continue  # exited since the listing, or hidden from us
-            except OSError as err:
-                raise_for_errno(int(name), err, path)
-            try:
-                data = os.read(fd, 64)
-            except (ProcessLookupError, PermissionError):
-                continue
-            except OSError as err:
-                raise_for_errno(int(name), err, path)
-            finally:
-                os.close(fd)
-            pid = int(name)
-            found[pid] = parse_sessionid(pid, path, data)
-        return found
+            raise _listing_error(root, err) from err
+        try:
+            return root_fd, os.listdir(root_fd)
+        except OSError as err:
+            os.close(root_fd)
+            raise _listing_error(root, err) from err
 
+    def _scan(self) -> dict[int, int]:
+        """Every process in one pass; readdir lists processes only, never
+        thread ids, so no thread check is needed. A process that exits or
+        is hidden from us between the listing and the read is left out."""
+        root_fd, names = self._open_root()
+        try:
+            if not self._has_audit():
+                return self.session_ids([int(n) for n in names if n.isdigit()])
+            found = {}
+            op, rd, cl = os.open, os.read, os.close
+            for name in names:
+                if not name.isdigit():
+                    continue
+                path = name + "/sessionid"
+                try:
+                    fd = op(path, _O_READ, dir_fd=root_fd)
+                except _GONE:
+                    continue  # exited since the listing, or hidden from us
+                except OSError as err:
+                    raise_for_errno(int(name), err, f"{self.proc_root}/{path}")
+                try:
+                    data = rd(fd, 64)
+                except _GONE:
+                    continue
+                except OSError as err:
+                    raise_for_errno(int(name), err, f"{self.proc_root}/{path}")
+                finally:
+                    cl(fd)
+                pid = int(name)
+                found[pid] = parse_sessionid(pid, path, data)
+            return found
+        finally:
+            os.close(root_fd)
+
+    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
+        """``(pid, session, user, command)`` of every process, in one pass.
+
+        - session: ``sessionid`` (``cgroup`` without audit), as session_id;
+        - user: ``loginuid`` resolved with ``pwd`` (the number as a string
+          when there is no passwd entry; None when unset or without audit);
+        - command: ``comm``, the kernel's task name (at most 15 bytes, as
+          ``ps -o comm`` shows it), not ``cmdline``.
+
+        Consistency: the session file is opened first and read last. A
+        procfs file stays bound to the process it was opened for and fails
+        (ESRCH) once that process is reaped, so a successful last read
+        proves the process held its PID while the other files were opened:
+        no field can come from a newcomer that reused the PID. Processes
+        that vanish (or are hidden) mid-pass are left out.
+        """
+        audit = self._has_audit()
+        session_file, session_size = ("/sessionid", 64) if audit else ("/cgroup", 65536)
+        parse = parse_sessionid if audit else parse_cgroup
+        root_fd, names = self._open_root()
+        users: dict[bytes, str | None] = {}
+        records: list[tuple[int, int, str | None, str | None]] = []
+        op, rd, cl = os.open, os.read, os.close
+        try:
+            for name in names:
+                if not name.isdigit():
+                    continue
+                path = name + session_file
+                try:
+                    first = op(path, _O_READ, dir_fd=root_fd)
+                except _GONE:
+                    continue
+                except OSError as err:
+                    raise_for_errno(int(name), err, f"{self.proc_root}/{path}")
+                try:
+                    comm_fd = op(name + "/comm", _O_READ, dir_fd=root_fd)
+                    try:
+                        if audit:
+                            uid_fd = op(name + "/loginuid", _O_READ, dir_fd=root_fd)
+                            try:
+                                loginuid = rd(uid_fd, 64)
+                            finally:
+                                cl(uid_fd)
+                        comm = rd(comm_fd, 64)
+                    finally:
+                        cl(comm_fd)
+                    data = rd(first, session_size)  # last: see the docstring
+                except _GONE:
+                    continue
+                except OSError as err:
+                    raise_for_errno(int(name), err, f"{self.proc_root}/{name}")
+                finally:
+                    cl(first)
+                pid = int(name)
+                user: str | None = None
+                if audit:
+                    if loginuid in users:
+                        user = users[loginuid]
+                    else:
+                        user = users[loginuid] = _user_name(pid, name + "/loginuid", loginuid)
+                if comm.endswith(b"\n"):
+                    comm = comm[:-1]
+                records.append(
+                    (
+                        pid,
+                        parse(pid, path, data),
+                        user,
+                        comm.decode("utf-8", "backslashreplace"),
+                    )
+                )
+        finally:
+            cl(root_fd)
+        return records
+
+
+def _listing_error(root: str, err: OSError) -> SessionIdError:
+    """No descriptor or memory left is said as such (winerror 4 or 8);
+    anything else means there is no usable procfs at ``root`` (50)."""
+    code = err.errno
+    if code in (EMFILE, ENFILE):
+        return SessionIdError(
+            None,
+            ERROR_TOO_MANY_OPEN_FILES,
+            f"cannot list {root}: {os.strerror(code)} (free some file descriptors)",
+            code,
+        )
+    if code == ENOMEM:
+        return SessionIdError(
+            None, ERROR_NOT_ENOUGH_MEMORY, f"cannot list {root}: {os.strerror(code)}", code
+        )
+    return BackendUnavailableError(None, ERROR_NOT_SUPPORTED, f"cannot list {root}: {err}", code)
+
+
+def _user_name(pid: int, path: str, loginuid: bytes) -> str | None:
+    """The user of a ``loginuid`` file: None when unset, else the passwd
+    name, else the number itself."""
+    # The same format as sessionid: a DWORD, unset (2**32-1) read as 0.
+    uid = parse_sessionid(pid, path, loginuid)
+    if uid == 0 and not loginuid.startswith(b"0"):
+        return None  # unset
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 def _read_env_file(path: str) -> dict[str, str]:
     """KEY=value lines of a systemd state file; {} when it is absent."""

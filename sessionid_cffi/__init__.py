@@ -13,10 +13,13 @@ first use, so importing the package stays cheap.
 from __future__ import annotations
 
 from ._api import (
+    SessionInfo,
     active_console_session_id,
     current_session_id,
     process_id_to_session_id,
+    processes_in_session,
     session_ids,
+    sessions,
 )
 from ._backend import get_backend, use_backend
 from ._errors import (
@@ -45,6 +48,7 @@ __all__ = [
     "ProcessIdToSessionId",
     "ProcessNotFoundError",
     "SessionIdError",
+    "SessionInfo",
     "WTSGetActiveConsoleSessionId",
     "__version__",
     "active_console_session_id",
@@ -52,7 +56,9 @@ __all__ = [
     "ffi",
     "get_backend",
     "process_id_to_session_id",
+    "processes_in_session",
     "session_ids",
+    "sessions",
     "use_backend",
 ]
 

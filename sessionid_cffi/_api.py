@@ -74,3 +74,93 @@ def session_ids(pids: Iterable[object] | None = None) -> dict[int, int]:
             f"pids must be an iterable of integers or None, not {type(pids).__name__}"
         ) from None
     return get_backend().session_ids([checked_pid(pid) for pid in iterator])
+
+
+def _checked_session(session_id: object) -> int:
+    """``session_id`` as an int in the DWORD range, checked like a PID."""
+    try:
+        return checked_pid(session_id)
+    except (TypeError, ValueError) as err:
+        raise type(err)(str(err).replace("pid", "session_id", 1)) from None
+
+
+def processes_in_session(session_id: object) -> list[int]:
+    """PIDs of every process in session ``session_id`` that the caller may
+    inspect, in ascending order (empty when the session has none).
+
+    TypeError or ValueError for a ``session_id`` that is not a DWORD.
+    """
+    wanted = _checked_session(session_id)
+    table = get_backend().session_ids(None)
+    return sorted(pid for pid, session in table.items() if session == wanted)
+
+
+class SessionInfo:
+    """One login session, as ``sessions()`` lists it (read-only).
+
+    ``session_id``: the session (0 is the system/services session);
+    ``user``: its user name, or None where unknown (Linux: the sessions's
+    ``loginuid`` resolved with the passwd database, the number when it has
+    no entry; Windows: ``WTSQuerySessionInformationW(WTSUserName)``);
+    ``process_count``: how many of its processes the caller may inspect;
+    ``is_console``: whether it is ``active_console_session_id()``.
+    """
+
+    __slots__ = ("is_console", "process_count", "session_id", "user")
+
+    session_id: int
+    user: str | None
+    process_count: int
+    is_console: bool
+
+    def __init__(
+        self, session_id: int, user: str | None, process_count: int, is_console: bool
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "session_id", session_id)
+        setter(self, "user", user)
+        setter(self, "process_count", process_count)
+        setter(self, "is_console", is_console)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"SessionInfo is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"SessionInfo is read-only: cannot delete {name!r}")
+
+    def _key(self) -> tuple[int, str | None, int, bool]:
+        return (self.session_id, self.user, self.process_count, self.is_console)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SessionInfo:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionInfo(session_id={self.session_id}, user={self.user!r}, "
+            f"process_count={self.process_count}, is_console={self.is_console})"
+        )
+
+    def __reduce__(self) -> tuple[type[SessionInfo], tuple[int, str | None, int, bool]]:
+        return (SessionInfo, self._key())
+
+
+def sessions() -> list[SessionInfo]:
+    """Every session that has a process the caller may inspect, in
+    ascending order of ``session_id``."""
+    backend = get_backend()
+    counts: dict[int, int] = {}
+    users: dict[int, str | None] = {}
+    for _pid, session, user, _command in backend.process_records():
+        counts[session] = counts.get(session, 0) + 1
+        if users.get(session) is None:
+            users[session] = user
+    console = backend.console_session_id()
+    return [
+        SessionInfo(session, users[session], counts[session], session == console)
+        for session in sorted(counts)
+    ]

@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 
 ENV_VAR = "SESSIONID_CFFI_BACKEND"
 BUILTIN_NAMES = ("kernel32", "procfs", "model")
+# What every backend has (see sessionid_cffi.Backend).
+BACKEND_ATTRIBUTES = (
+    "name",
+    "session_id",
+    "console_session_id",
+    "session_ids",
+    "process_records",
+)
 
 _lock = allocate_lock()
 _swaps: list[Backend] = []
@@ -83,6 +91,9 @@ class _Unsupported:
     def session_ids(self, pids: list[int] | None) -> dict[int, int]:
         raise self._fail()
 
+    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
+        raise self._fail()
+
 
 def _platform_default() -> Backend:
     name = os.environ.get(ENV_VAR)
@@ -119,7 +130,7 @@ class use_backend:  # noqa: N801 - used like a function: ``with use_backend(b):`
     """
 
     def __init__(self, backend: Backend) -> None:
-        for attribute in ("name", "session_id", "console_session_id", "session_ids"):
+        for attribute in BACKEND_ATTRIBUTES:
             if not hasattr(backend, attribute):
                 raise TypeError(
                     f"use_backend() needs a backend with .{attribute}; "

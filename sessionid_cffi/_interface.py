@@ -26,3 +26,10 @@ class Backend(Protocol):
     def session_ids(self, pids: list[int] | None) -> dict[int, int]:
         """Session of each PID in ``pids`` (every process when None); PIDs
         that fail are left out."""
+
+    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
+        """``(pid, session_id, user, command)`` for every process the caller
+        may inspect, each record read from one process (never mixed with a
+        newcomer that reused the PID); processes that vanish are left out.
+        ``user`` is the session's user name (None where unknown),
+        ``command`` the process name (None where unknown)."""

@@ -18,6 +18,10 @@ from ._errors import (
 )
 from ._kernel32_ffi import ffi
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 # WTSGetActiveConsoleSessionId's answer when no session is attached.
 NO_CONSOLE_SESSION = 0xFFFFFFFF
 WTS_CURRENT_SERVER_HANDLE = ffi.NULL
@@ -45,7 +49,7 @@ class Kernel32Backend:
         # A Windows process never changes session, so the own answer is kept.
         self._own_pid = os.getpid()
         self._own_session: int | None = None
-        self._wtsapi32: object | None = None
+        self._wtsapi32: Any = None
 
     def __repr__(self) -> str:
         return "Kernel32Backend()"
@@ -71,25 +75,41 @@ class Kernel32Backend:
         session = kernel32.WTSGetActiveConsoleSessionId()
         return None if session == NO_CONSOLE_SESSION else int(session)
 
-    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
-        """One WTSEnumerateProcessesW call for the whole process table."""
+    def _wtsapi(self) -> Any:
         if self._wtsapi32 is None:
             self._wtsapi32 = ffi.dlopen("wtsapi32.dll")
-        wtsapi32 = self._wtsapi32
+        return self._wtsapi32
+
+    def _enumerate(self) -> list[tuple[int, int, str | None]]:
+        """``(pid, session, process name)`` of every process, from one
+        WTSEnumerateProcessesW call; the idle process (PID 0, which
+        ProcessIdToSessionId refuses) is left out. Each entry is one
+        process of one snapshot, so its fields never mix processes."""
+        wtsapi32 = self._wtsapi()
         table = ffi.new("PWTS_PROCESS_INFOW *")
         count = ffi.new("DWORD *")
-        if not wtsapi32.WTSEnumerateProcessesW(  # type: ignore[attr-defined]
-            WTS_CURRENT_SERVER_HANDLE, 0, 1, table, count
-        ):
+        if not wtsapi32.WTSEnumerateProcessesW(WTS_CURRENT_SERVER_HANDLE, 0, 1, table, count):
             code, message = ffi.getwinerror()
             raise SessionIdError(None, code, f"WTSEnumerateProcessesW failed: {message}", None)
         try:
-            found = {
-                int(table[0][i].ProcessId): int(table[0][i].SessionId) for i in range(count[0])
-            }
+            entries = table[0]
+            found = []
+            for i in range(count[0]):
+                entry = entries[i]
+                pid = int(entry.ProcessId)
+                if pid == 0:
+                    continue
+                name = entry.pProcessName
+                found.append(
+                    (pid, int(entry.SessionId), ffi.string(name) if name != ffi.NULL else None)
+                )
         finally:
-            wtsapi32.WTSFreeMemory(table[0])  # type: ignore[attr-defined]
-        found.pop(0, None)  # the idle process, which ProcessIdToSessionId refuses
+            wtsapi32.WTSFreeMemory(table[0])
+        return found
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        """One WTSEnumerateProcessesW call for the whole process table."""
+        found = {pid: session for pid, session, _name in self._enumerate()}
         if pids is None:
             return found
         wanted: dict[int, int] = {}
@@ -98,3 +118,32 @@ class Kernel32Backend:
             if key in found:
                 wanted[pid] = found[key]
         return wanted
+
+    def session_user(self, session: int) -> str | None:
+        """``WTSQuerySessionInformationW(WTSUserName)``: the user logged on
+        to ``session``, or None (no user, as in session 0, or no answer)."""
+        wtsapi32 = self._wtsapi()
+        buffer = ffi.new("LPWSTR *")
+        size = ffi.new("DWORD *")
+        if not wtsapi32.WTSQuerySessionInformationW(
+            WTS_CURRENT_SERVER_HANDLE, session, wtsapi32.WTSUserName, buffer, size
+        ):
+            return None
+        try:
+            name = ffi.string(buffer[0]) if buffer[0] != ffi.NULL else ""
+        finally:
+            wtsapi32.WTSFreeMemory(buffer[0])
+        return str(name) or None
+
+    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
+        """``(pid, session, user, command)``: the process table from one
+        WTSEnumerateProcessesW call, the user of each session from
+        WTSQuerySessionInformationW (asked once a session), the command is
+        the image name Windows reports (for example ``python.exe``)."""
+        users: dict[int, str | None] = {}
+        records: list[tuple[int, int, str | None, str | None]] = []
+        for pid, session, name in self._enumerate():
+            if session not in users:
+                users[session] = self.session_user(session)
+            records.append((pid, session, users[session], name))
+        return records
