@@ -146,11 +146,6 @@ def test_current_session_with_no_descriptor_left() -> None:
 
 
 @needs_rlimit
-@pytest.mark.xfail(
-    strict=True,
-    reason="bulk walk (ProcfsBackend._open_root, not this test's owner) reports EMFILE "
-    "as BackendUnavailableError (winerror 50, 'no backend') instead of winerror 4",
-)
 def test_bulk_walk_with_no_descriptor_left_says_so() -> None:
     with descriptors_left(0):
         try:

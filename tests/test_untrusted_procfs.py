@@ -49,6 +49,8 @@ FIGURES = {"trees": 0, "sessions": 0, "errors": 0}
 
 SESSION_TEXT = st.one_of(
     st.integers(0, UNSET).map(lambda n: str(n).encode()),
+    st.integers(1, 5000).map(lambda n: f"{n}\n".encode()),
+    st.integers(1, 5000).map(lambda n: f"{n}\n".encode()),
     st.integers(0, UNSET).map(lambda n: f"{n}\n".encode()),
     st.just(b"4294967295\n"),
     st.integers(UNSET + 1, 10**30).map(lambda n: f"{n}\n".encode()),  # beyond a DWORD
@@ -94,9 +96,10 @@ CGROUP_TEXT = st.one_of(
 
 
 def status_text(tgid: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    real = tgid.map(lambda t: b"Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t"
+                    + t + b"\nNgid:\t0\nPid:\t1\nPPid:\t0\n")
     return st.one_of(
-        tgid.map(lambda t: b"Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t" + t
-                 + b"\nNgid:\t0\nPid:\t1\nPPid:\t0\n"),
+        real, real, real, real,
         st.binary(max_size=120),
         st.just(b""),
         st.just(b"Name:\tx\nState:\tR\n"),  # no Tgid line
@@ -107,8 +110,7 @@ def status_text(tgid: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
 
 def entry(content: st.SearchStrategy[bytes]) -> st.SearchStrategy[tuple[object, ...]]:
     return st.one_of(
-        content.map(lambda c: ("file", c)),
-        content.map(lambda c: ("file", c)),  # twice as likely as the odd kinds
+        *[content.map(lambda c: ("file", c))] * 4,  # four times as likely as the odd kinds
         st.sampled_from([("missing",), ("dir",), ("fifo",), ("loop",), ("dangling",),
                          ("symlink", "../other/sessionid"), ("symlink", "/dev/zero"),
                          ("symlink", "/dev/null")]),
@@ -136,7 +138,7 @@ def trees(draw: st.DrawFn) -> Tree:
     other = draw(st.integers(1, PID_MAX_LIMIT).filter(lambda n: n != pid))
     own_tgid = str(pid).encode()
     tgid = st.one_of(
-        st.just(own_tgid), st.just(own_tgid), st.just(str(other).encode()),
+        *[st.just(own_tgid)] * 6, st.just(str(other).encode()),
         st.integers(1, PID_MAX_LIMIT).map(lambda n: str(n).encode()),
         st.sampled_from([b"", b"-1", b"abc", b"\xff", own_tgid + b"x", b"0x10", "٣".encode()]),
     )
@@ -144,7 +146,8 @@ def trees(draw: st.DrawFn) -> Tree:
         pid=pid,
         other=other,
         audit=draw(st.booleans()),
-        pid_entry=draw(st.sampled_from(["dir"] * 6 + ["missing", "file", "symlink-other", "loop"])),
+        pid_entry=draw(st.sampled_from(["dir"] * 12 + ["missing", "file", "symlink-other",
+                                                        "loop"])),
         sessionid=draw(entry(SESSION_TEXT)),
         status=draw(entry(status_text(tgid))),
         cgroup=draw(entry(CGROUP_TEXT)),
