@@ -35,8 +35,8 @@ _SESSION_SCOPE = b"/session-"
 # One process's files: never follow a symlink (procfs has none there) and
 # never block (a FIFO in a tree that is not procfs would wait for a writer).
 _O_FILE = (
-    os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-)
+    os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+)  # not O_CLOEXEC: absent on Windows, and os.open sets it anyway (PEP 446)
 # A cgroup file lists every hierarchy (up to a path each): read it whole, up to this.
 _CGROUP_LIMIT = 1 << 20
 _O_READ = os.O_RDONLY | os.O_CLOEXEC
