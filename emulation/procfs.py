@@ -287,6 +287,8 @@ class ProcfsBackend:
             if not self._has_audit():
                 return self.session_ids([int(n) for n in names if n.isdigit()])
             found = {}
+            # Most processes share a few sessions: parse each distinct content once.
+            parsed: dict[bytes, int] = {}
             op, rd, cl = os.open, os.read, os.close
             for name in names:
                 if not name.isdigit():
@@ -307,7 +309,10 @@ class ProcfsBackend:
                 finally:
                     cl(fd)
                 pid = int(name)
-                found[pid] = parse_sessionid(pid, path, data)
+                session = parsed.get(data)
+                if session is None:
+                    session = parsed[data] = parse_sessionid(pid, path, data)
+                found[pid] = session
             return found
         finally:
             os.close(root_fd)
@@ -333,6 +338,7 @@ class ProcfsBackend:
         parse = parse_sessionid if audit else parse_cgroup
         root_fd, names = self._open_root()
         users: dict[bytes, str | None] = {}
+        parsed: dict[bytes, int] = {}
         records: list[tuple[int, int, str | None, str | None]] = []
         op, rd, cl = os.open, os.read, os.close
         try:
@@ -374,14 +380,10 @@ class ProcfsBackend:
                         user = users[loginuid] = _user_name(pid, name + "/loginuid", loginuid)
                 if comm.endswith(b"\n"):
                     comm = comm[:-1]
-                records.append(
-                    (
-                        pid,
-                        parse(pid, path, data),
-                        user,
-                        comm.decode("utf-8", "backslashreplace"),
-                    )
-                )
+                session = parsed.get(data)
+                if session is None:
+                    session = parsed[data] = parse(pid, path, data)
+                records.append((pid, session, user, comm.decode("utf-8", "backslashreplace")))
         finally:
             cl(root_fd)
         return records

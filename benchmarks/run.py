@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Benchmarks for the targets of DESIGN.md and issue 5 (Linux).
+
+One command, run from the repository root as root or any user::
+
+    python benchmarks/run.py [--processes 1000] [--rounds 21] [--out PATH]
+
+What it does, in one run on one process table:
+
+1. makes sure it runs in a virtual environment with the project installed
+   from this working tree (``benchmarks/.venv``, created on first use with
+   ``python -m venv`` + ``pip install .``, reinstalled on every run), and
+   re-executes itself there; inside a tox env it uses that env as it is;
+2. starts ``--processes`` extra sleeping processes (killed at the end);
+3. compiles the C baselines with the system ``cc -O2``;
+4. measures every target, candidate and baseline interleaved round by
+   round so that drift on a shared machine hits both alike, and reports
+   medians and the ratio candidate / baseline:
+
+   - one ``process_id_to_session_id(pid)`` of another process against the
+     hand-written ``int(open(f"/proc/{pid}/sessionid").read())`` (<= 0.6x);
+   - ``session_ids()`` for every process against a C loop over
+     ``/proc/*/sessionid`` (<= 1.25x);
+   - ``sessionid ps`` as a whole process (the console script, startup
+     included) against ``ps -eo pid,sess,luid,user,comm`` (<= 0.5x);
+   - ``python -c "import sessionid_cffi as s; s.current_session_id()"``
+     against ``python -c pass``, both in the venv (<= 1.15x);
+   - and, for information, ``sessionid`` with no argument, ``sessionid
+     sessions``, ``process_records()`` and a C loop that opens relative
+     to a descriptor of /proc (``openat``), as the library does.
+
+5. prints a table and writes JSON to ``benchmarks/results/latest.json``.
+
+The Windows-lane targets (cffi vs ctypes vs pywin32 under Wine) are not
+measured here; see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+VENV = HERE / ".venv"
+
+C_LOOP = r"""
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Every /proc/<pid>/sessionid: open, read, close, parse. With at != 0 the
+   files are opened relative to a descriptor of /proc (openat). */
+static long scan(int at) {
+    DIR *dir = opendir("/proc");
+    int root = dirfd(dir);
+    struct dirent *entry;
+    char path[64], buf[32];
+    long count = 0;
+    unsigned long sum = 0;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+        int fd;
+        if (at) {
+            snprintf(path, sizeof path, "%s/sessionid", entry->d_name);
+            fd = openat(root, path, O_RDONLY | O_CLOEXEC);
+        } else {
+            snprintf(path, sizeof path, "/proc/%s/sessionid", entry->d_name);
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+        }
+        if (fd < 0) continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0) continue;
+        buf[n] = 0;
+        sum += strtoul(buf, NULL, 10);
+        count++;
+    }
+    closedir(dir);
+    if (sum == 1) puts("");  /* keep the parse */
+    return count;
+}
+
+int main(int argc, char **argv) {
+    int at = argc > 1 && argv[1][0] == 'a';
+    int reps = argc > 2 ? atoi(argv[2]) : 5;
+    for (int i = 0; i < reps; i++) {
+        double t = now();
+        long n = scan(at);
+        t = now() - t;
+        printf("%ld %.9f\n", n, t);
+    }
+    return 0;
+}
+"""
+
+# Runs in the venv: timings of the library's in-process calls, printed as JSON.
+INPROCESS = r"""
+import json, sys, time
+import sessionid_cffi as s
+from sessionid_cffi import get_backend
+what, pid, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+clock = time.perf_counter
+def hand(pid=pid):
+    return int(open(f"/proc/{pid}/sessionid").read())
+def lib(pid=pid, f=s.process_id_to_session_id):
+    return f(pid)
+assert hand() == lib() or hand() == 4294967295 and lib() == 0
+out = {}
+if what == "single":
+    for name, f in (("hand", hand), ("lib", lib)):
+        for _ in range(200):
+            f()
+    samples = {"hand": [], "lib": []}
+    for _ in range(reps):
+        for name, f in (("hand", hand), ("lib", lib)):
+            t = clock()
+            for _ in range(1000):
+                f()
+            samples[name].append((clock() - t) / 1000)
+    out = samples
+elif what == "bulk":
+    backend = get_backend()
+    s.session_ids(); backend.process_records()
+    samples = {"session_ids": [], "process_records": [], "count": len(s.session_ids())}
+    for _ in range(reps):
+        t = clock(); s.session_ids(); samples["session_ids"].append(clock() - t)
+        t = clock(); backend.process_records(); samples["process_records"].append(clock() - t)
+    out = samples
+print(json.dumps(out))
+"""
+
+
+def in_venv() -> bool:
+    return sys.prefix != sys.base_prefix
+
+
+def ensure_venv(argv: list[str]) -> None:
+    """Re-execute in benchmarks/.venv with this tree installed, unless
+    already in a venv (tox) that has the project and its script."""
+    script = Path(sys.executable).with_name("sessionid")
+    if in_venv() and script.exists():
+        return
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
+    else:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+             str(ROOT)],
+            check=True,
+        )
+    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])  # noqa: S606
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def time_process(command: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                   env=env)
+    return time.perf_counter() - start
+
+
+def spawn_sleepers(count: int) -> list[subprocess.Popen[bytes]]:
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    return [subprocess.Popen([sleep, "3600"]) for _ in range(count)]
+
+
+def compile_c(workdir: Path) -> Path:
+    source = workdir / "loop.c"
+    source.write_text(C_LOOP)
+    binary = workdir / "loop"
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-O2", "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+def c_loop(binary: Path, mode: str, reps: int) -> list[float]:
+    out = subprocess.run([str(binary), mode, str(reps)], capture_output=True, text=True,
+                         check=True).stdout
+    return [float(line.split()[1]) for line in out.splitlines()]
+
+
+def in_process(what: str, pid: int, reps: int) -> dict[str, list[float]]:
+    out = subprocess.run([sys.executable, "-c", INPROCESS, what, str(pid), str(reps)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--processes", type=int, default=1000,
+                        help="extra sleeping processes (default 1000)")
+    parser.add_argument("--rounds", type=int, default=21,
+                        help="rounds per measurement (default 21)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    args = parser.parse_args(argv)
+    if not sys.platform.startswith("linux"):
+        parser.error("these benchmarks are for Linux (procfs)")
+    ensure_venv(argv)
+
+    python = sys.executable
+    script = str(Path(python).with_name("sessionid"))
+    env = {k: v for k, v in os.environ.items() if k != "SESSIONID_CFFI_BACKEND"}
+    rounds = args.rounds
+    results: dict[str, dict[str, object]] = {}
+
+    def record(name: str, candidate: list[float], baseline: list[float],
+               target: float | None, what: str, against: str, unit: str = "ms") -> None:
+        scale = 1000.0 if unit == "ms" else 1e6
+        cand = statistics.median(candidate) * scale
+        base = statistics.median(baseline) * scale
+        ratio = cand / base
+        results[name] = {
+            "candidate": what, "baseline": against, "unit": unit,
+            "candidate_median": round(cand, 3), "baseline_median": round(base, 3),
+            "ratio": round(ratio, 3), "target": target,
+            "met": None if target is None else ratio <= target,
+            "samples": len(candidate),
+        }
+        print(f"  {name}: {cand:.3f} {unit} vs {base:.3f} {unit} = {ratio:.2f}x", flush=True)
+
+    sleepers = spawn_sleepers(args.processes)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            binary = compile_c(Path(tmp))
+            time.sleep(0.5)
+            table_size = sum(1 for name in os.listdir("/proc") if name.isdigit())
+            print(f"{table_size} processes in /proc ({args.processes} sleepers); "
+                  f"{rounds} rounds; python {platform.python_version()} in {sys.prefix}",
+                  flush=True)
+            other = sleepers[len(sleepers) // 2].pid
+
+            # 1. one query of another process
+            single = in_process("single", other, rounds)
+            record("single_query", single["lib"], single["hand"], 0.6,
+                   "process_id_to_session_id(pid)",
+                   'int(open(f"/proc/{pid}/sessionid").read())', unit="us")
+
+            # 2. every process: session_ids() vs the C loops, interleaved
+            lib_bulk: list[float] = []
+            records: list[float] = []
+            c_paths: list[float] = []
+            c_at: list[float] = []
+            for _ in range(rounds):
+                c_paths += c_loop(binary, "paths", 3)
+                c_at += c_loop(binary, "at", 3)
+                bulk = in_process("bulk", other, 3)
+                lib_bulk += bulk["session_ids"]
+                records += bulk["process_records"]
+            record("session_ids_all", lib_bulk, c_paths, 1.25, "session_ids()",
+                   "C loop: open(\"/proc/<pid>/sessionid\") per process")
+            record("session_ids_vs_c_openat", lib_bulk, c_at, None, "session_ids()",
+                   "C loop: openat(/proc fd, \"<pid>/sessionid\") per process")
+            record("process_records_vs_c", records, c_paths, None,
+                   "process_records() (sessionid+loginuid+comm)",
+                   "C loop: open(\"/proc/<pid>/sessionid\") per process")
+
+            # 3. whole processes, interleaved
+            commands = {
+                "ps": ["ps", "-eo", "pid,sess,luid,user,comm"],
+                "sessionid_ps": [script, "ps"],
+                "sessionid_sessions": [script, "sessions"],
+                "sessionid_own": [script],
+                "pass": [python, "-c", "pass"],
+                "import_query": [python, "-c",
+                                 "import sessionid_cffi as s; s.current_session_id()"],
+            }
+            for command in commands.values():
+                time_process(command, env)  # warm the page cache
+            samples: dict[str, list[float]] = {name: [] for name in commands}
+            for _ in range(rounds):
+                for name, command in commands.items():
+                    samples[name].append(time_process(command, env))
+            record("sessionid_ps", samples["sessionid_ps"], samples["ps"], 0.5,
+                   "sessionid ps (console script)", "ps -eo pid,sess,luid,user,comm")
+            record("import_and_query", samples["import_query"], samples["pass"], 1.15,
+                   'python -c "import sessionid_cffi as s; s.current_session_id()"',
+                   'python -c pass')
+            record("sessionid_no_args", samples["sessionid_own"], samples["pass"], None,
+                   "sessionid (own session, console script)", "python -c pass")
+            record("sessionid_sessions", samples["sessionid_sessions"], samples["ps"], None,
+                   "sessionid sessions (console script)", "ps -eo pid,sess,luid,user,comm")
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+        for sleeper in sleepers:
+            sleeper.wait()
+
+    document = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "kernel": platform.release(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "processes_in_proc": table_size,
+            "extra_sleepers": args.processes, "rounds": rounds, "venv": sys.prefix,
+        },
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2) + "\n")
+
+    print()
+    print(f"| {'measurement':<26} | {'candidate':>11} | {'baseline':>11} | ratio | target | met |")
+    print(f"|{'-' * 28}|{'-' * 13}|{'-' * 13}|-------|--------|-----|")
+    for name, row in results.items():
+        unit = row["unit"]
+        target = row["target"]
+        met = {True: "yes", False: "NO", None: "-"}[row["met"]]  # type: ignore[index]
+        target_text = f"<={target}x" if target is not None else "-"
+        print(f"| {name:<26} | {row['candidate_median']:>8.3f} {unit:<2} "
+              f"| {row['baseline_median']:>8.3f} {unit:<2} | {row['ratio']:>5.2f} "
+              f"| {target_text:>6} | {met:>3} |")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
