@@ -84,7 +84,9 @@ def ProcessIdToSessionId(dwProcessId: object, pSessionId: CData) -> int:  # noqa
     native = getattr(backend, "native_process_id_to_session_id", None)
     if native is not None:
         # The kernel32 backend: the real call, and the real last error.
-        error = native(pid, pSessionId)
+        # As DWORD *: cffi refuses a 'uint32_t *' for an 'unsigned int *'
+        # parameter, though both are checked to be 32-bit unsigned above.
+        error = native(pid, ffi.cast("DWORD *", pSessionId))
         return _fail(error) if error else 1
     try:
         session = backend.session_id(pid)
