@@ -18,9 +18,11 @@ from contextlib import contextmanager
 
 from .._backend import get_backend
 from ..emulation.model import ModelBackend
-from ..emulation.procfs import PID_MAX_LIMIT
 
 WINDOWS = sys.platform == "win32"
+# Linux's hard ceiling for PIDs (as in emulation.procfs, which is not imported
+# here: the kit must import on every OS).
+PID_MAX_LIMIT = 4194304
 
 
 class Child:
