@@ -176,10 +176,15 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
+# Every child runs in a neutral folder: run from the repository root, ``python
+# -c`` would import the working tree instead of the installed package.
+NEUTRAL = tempfile.gettempdir()
+
+
 def time_process(command: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
     subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                   env=env)
+                   env=env, cwd=NEUTRAL)
     return time.perf_counter() - start
 
 
@@ -205,7 +210,7 @@ def c_loop(binary: Path, mode: str, reps: int) -> list[float]:
 
 def in_process(what: str, pid: int, reps: int) -> dict[str, list[float]]:
     out = subprocess.run([sys.executable, "-c", INPROCESS, what, str(pid), str(reps)],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, cwd=NEUTRAL).stdout
     return json.loads(out)  # type: ignore[no-any-return]
 
 
@@ -280,8 +285,16 @@ def main(argv: list[str]) -> int:
                    "process_records() (sessionid+loginuid+comm)",
                    "C loop: open(\"/proc/<pid>/sessionid\") per process")
 
-            # 3. whole processes, interleaved
+            # 3. whole processes, interleaved. The console script that pip
+            # writes imports re before our code; the same script without
+            # that line shows what the wrapper costs.
+            plain_wrapper = Path(tmp, "sessionid_without_re")
+            plain_wrapper.write_text(
+                "import sys\nfrom sessionid_cffi._cli import main\nsys.exit(main())\n"
+            )
             commands = {
+                "python_m_ps": [python, "-m", "sessionid_cffi", "ps"],
+                "wrapper_without_re_ps": [python, str(plain_wrapper), "ps"],
                 "ps": ["ps", "-eo", "pid,sess,luid,user,comm"],
                 "sessionid_ps": [script, "ps"],
                 "sessionid_sessions": [script, "sessions"],
@@ -305,6 +318,11 @@ def main(argv: list[str]) -> int:
                    "sessionid (own session, console script)", "python -c pass")
             record("sessionid_sessions", samples["sessionid_sessions"], samples["ps"], None,
                    "sessionid sessions (console script)", "ps -eo pid,sess,luid,user,comm")
+            record("python_m_sessionid_ps", samples["python_m_ps"], samples["ps"], None,
+                   "python -m sessionid_cffi ps", "ps -eo pid,sess,luid,user,comm")
+            record("ps_wrapper_without_re", samples["wrapper_without_re_ps"], samples["ps"],
+                   None, "sessionid ps through a wrapper without `import re`",
+                   "ps -eo pid,sess,luid,user,comm")
     finally:
         for sleeper in sleepers:
             sleeper.kill()

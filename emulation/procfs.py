@@ -322,7 +322,11 @@ class ProcfsBackend:
 
         - session: ``sessionid`` (``cgroup`` without audit), as session_id;
         - user: ``loginuid`` resolved with ``pwd`` (the number as a string
-          when there is no passwd entry; None when unset or without audit);
+          when there is no passwd entry; None when unset or without audit).
+          The kernel gives every write of ``loginuid`` a new session id
+          (and an unset one to an unset loginuid), so a session has exactly
+          one loginuid: it is read from the first process seen in each
+          session other than 0, and session 0 has no user;
         - command: ``comm``, the kernel's task name (at most 15 bytes, as
           ``ps -o comm`` shows it), not ``cmdline``.
 
@@ -330,14 +334,16 @@ class ProcfsBackend:
         procfs file stays bound to the process it was opened for and fails
         (ESRCH) once that process is reaped, so a successful last read
         proves the process held its PID while the other files were opened:
-        no field can come from a newcomer that reused the PID. Processes
-        that vanish (or are hidden) mid-pass are left out.
+        no field can come from a newcomer that reused the PID (the
+        ``loginuid`` of a new session is opened after that read, so the
+        session file is read once more after it). Processes that vanish
+        (or are hidden) mid-pass are left out.
         """
         audit = self._has_audit()
         session_file, session_size = ("/sessionid", 64) if audit else ("/cgroup", 65536)
         parse = parse_sessionid if audit else parse_cgroup
         root_fd, names = self._open_root()
-        users: dict[bytes, str | None] = {}
+        users: dict[int, str | None] = {0: None}
         parsed: dict[bytes, int] = {}
         records: list[tuple[int, int, str | None, str | None]] = []
         op, rd, cl = os.open, os.read, os.close
@@ -355,35 +361,35 @@ class ProcfsBackend:
                 try:
                     comm_fd = op(name + "/comm", _O_READ, dir_fd=root_fd)
                     try:
+                        comm = rd(comm_fd, 64)
+                    finally:
+                        cl(comm_fd)
+                    data = rd(first, session_size)  # last: see the docstring
+                    session = parsed.get(data)
+                    if session is None:
+                        session = parsed[data] = parse(int(name), path, data)
+                    if session not in users:
+                        loginuid = b"4294967295"
                         if audit:
                             uid_fd = op(name + "/loginuid", _O_READ, dir_fd=root_fd)
                             try:
                                 loginuid = rd(uid_fd, 64)
                             finally:
                                 cl(uid_fd)
-                        comm = rd(comm_fd, 64)
-                    finally:
-                        cl(comm_fd)
-                    data = rd(first, session_size)  # last: see the docstring
+                            if os.pread(first, session_size, 0) != data:
+                                continue  # changed login meanwhile: not one consistent record
+                        users[session] = _user_name(int(name), name + "/loginuid", loginuid)
                 except _GONE:
                     continue
                 except OSError as err:
                     raise_for_errno(int(name), err, f"{self.proc_root}/{name}")
                 finally:
                     cl(first)
-                pid = int(name)
-                user: str | None = None
-                if audit:
-                    if loginuid in users:
-                        user = users[loginuid]
-                    else:
-                        user = users[loginuid] = _user_name(pid, name + "/loginuid", loginuid)
                 if comm.endswith(b"\n"):
                     comm = comm[:-1]
-                session = parsed.get(data)
-                if session is None:
-                    session = parsed[data] = parse(pid, path, data)
-                records.append((pid, session, user, comm.decode("utf-8", "backslashreplace")))
+                records.append(
+                    (int(name), session, users[session], comm.decode("utf-8", "backslashreplace"))
+                )
         finally:
             cl(root_fd)
         return records
