@@ -39,9 +39,10 @@ _O_FILE = (
 )  # not O_CLOEXEC: absent on Windows, and os.open sets it anyway (PEP 446)
 # A cgroup file lists every hierarchy (up to a path each): read it whole, up to this.
 _CGROUP_LIMIT = 1 << 20
-# Bulk pass flags; os.open sets O_CLOEXEC anyway (PEP 446), and O_DIRECTORY
-# is absent on Windows, where this module must still import.
-_O_READ = os.O_RDONLY
+# Bulk pass flags: the same defences as one process's files (no symlink, no
+# blocking on a FIFO); O_DIRECTORY is absent on Windows, where this module
+# must still import.
+_O_READ = _O_FILE
 _O_DIRECTORY = _O_READ | getattr(os, "O_DIRECTORY", 0)
 # A process that exited (or is hidden from us) since /proc was listed.
 _GONE = (FileNotFoundError, ProcessLookupError, PermissionError)
