@@ -542,6 +542,7 @@ class RealForest(Forest):
                 if proc.popen.poll() is None:
                     proc.popen.kill()
                 proc.popen.wait()
+                proc.popen._handle.Close()  # type: ignore[attr-defined]  # let the PID go
         for pid in alive:
             # They exit on their own once their socket is closed; wait for it.
             try:
