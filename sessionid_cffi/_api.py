@@ -11,6 +11,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from ._interface import Backend
+
 DWORD_MAX = 0xFFFFFFFF
 
 
@@ -149,13 +151,23 @@ class SessionInfo:
         return (SessionInfo, self._key())
 
 
+def process_records(backend: Backend) -> list[tuple[int, int, str | None, str | None]]:
+    """``(pid, session, user, command)`` rows from ``backend``; a backend
+    without ``process_records`` (it is optional) gives no user or command."""
+    records = getattr(backend, "process_records", None)
+    if records is not None:
+        rows: list[tuple[int, int, str | None, str | None]] = records()
+        return rows
+    return [(pid, session, None, None) for pid, session in backend.session_ids(None).items()]
+
+
 def sessions() -> list[SessionInfo]:
     """Every session that has a process the caller may inspect, in
     ascending order of ``session_id``."""
     backend = get_backend()
     counts: dict[int, int] = {}
     users: dict[int, str | None] = {}
-    for _pid, session, user, _command in backend.process_records():
+    for _pid, session, user, _command in process_records(backend):
         counts[session] = counts.get(session, 0) + 1
         if users.get(session) is None:
             users[session] = user

@@ -24,13 +24,7 @@ if TYPE_CHECKING:
 ENV_VAR = "SESSIONID_CFFI_BACKEND"
 BUILTIN_NAMES = ("kernel32", "procfs", "model")
 # What every backend has (see sessionid_cffi.Backend).
-BACKEND_ATTRIBUTES = (
-    "name",
-    "session_id",
-    "console_session_id",
-    "session_ids",
-    "process_records",
-)
+BACKEND_ATTRIBUTES = ("name", "session_id", "console_session_id", "session_ids")
 
 _lock = allocate_lock()
 _swaps: list[Backend] = []

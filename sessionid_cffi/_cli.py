@@ -234,7 +234,7 @@ def _pids(args: _Args) -> int:
 
 
 def _ps(args: _Args) -> int:
-    records = _backend.get_backend().process_records()
+    records = _api.process_records(_backend.get_backend())
     if args.session is not None:
         records = [r for r in records if r[1] == args.session]
     if args.user is not None:

@@ -27,6 +27,12 @@ class Backend(Protocol):
         """Session of each PID in ``pids`` (every process when None); PIDs
         that fail are left out."""
 
+
+class RecordingBackend(Backend, Protocol):
+    """A backend that can also list whole records. Optional: listings
+    (``sessions()``, ``sessionid ps``) use ``session_ids(None)`` with no
+    user or command for a backend without it."""
+
     def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
         """``(pid, session_id, user, command)`` for every process the caller
         may inspect, each record read from one process (never mixed with a

@@ -321,3 +321,24 @@ def test_session_ids_for_given_pids_leaves_failures_out() -> None:
         s.session_ids("123")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         s.session_ids([1.5])  # type: ignore[list-item]
+
+
+def test_a_backend_without_process_records_still_lists_sessions() -> None:
+    """process_records is optional: listings fall back to session_ids()."""
+
+    class Minimal:
+        name = "minimal"
+
+        def session_id(self, pid: int) -> int:
+            raise s.ProcessNotFoundError(pid, 87, f"process {pid} not found")
+
+        def console_session_id(self) -> int | None:
+            return 2
+
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            return {10: 2, 11: 2, 12: 5}
+
+    with s.use_backend(Minimal()):  # type: ignore[arg-type]
+        listed = [(i.session_id, i.user, i.process_count, i.is_console) for i in s.sessions()]
+        assert s.processes_in_session(2) == [10, 11]
+    assert listed == [(2, None, 2, True), (5, None, 1, False)]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import _raw
-from .._backend import use_backend
+from .._backend import BACKEND_ATTRIBUTES, use_backend
 from .._errors import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_PARAMETER,
@@ -300,7 +300,7 @@ def check_contract(
     ``world`` defaults to real processes for the live backends, the model's
     own table for a ModelBackend, and the listed processes otherwise.
     """
-    for attribute in ("name", "session_id", "console_session_id", "session_ids", "process_records"):
+    for attribute in BACKEND_ATTRIBUTES:
         if not hasattr(backend, attribute):
             raise TypeError(f"check_contract() needs a backend with .{attribute}")
     chosen = world if world is not None else world_for(backend)
