@@ -13,7 +13,14 @@ import os
 import sys
 from _thread import allocate_lock
 
-from ._errors import ERROR_NOT_SUPPORTED, BackendUnavailableError
+from errno import EMFILE, ENFILE
+
+from ._errors import (
+    ERROR_NOT_SUPPORTED,
+    ERROR_TOO_MANY_OPEN_FILES,
+    BackendUnavailableError,
+    SessionIdError,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -112,7 +119,19 @@ def get_backend() -> Backend:
     if _default is None:
         with _lock:
             if _default is None:
-                _default = _platform_default()
+                try:
+                    _default = _platform_default()
+                except SessionIdError:
+                    raise
+                except OSError as err:
+                    # Loading the backend module itself failed, for example
+                    # with no file descriptor left (EMFILE): say so, in kind.
+                    raise SessionIdError(
+                        None,
+                        ERROR_TOO_MANY_OPEN_FILES if err.errno in (EMFILE, ENFILE) else 31,
+                        f"cannot load the sessionid-cffi backend: {err}",
+                        err.errno,
+                    ) from err
     return _default
 
 

@@ -342,3 +342,20 @@ def test_a_backend_without_process_records_still_lists_sessions() -> None:
         listed = [(i.session_id, i.user, i.process_count, i.is_console) for i in s.sessions()]
         assert s.processes_in_session(2) == [10, 11]
     assert listed == [(2, None, 2, True), (5, None, 1, False)]
+
+
+@pytest.mark.skipif(not LINUX, reason="fills the descriptor table through /dev/null (Linux)")
+def test_first_query_with_no_descriptor_left_is_a_clear_error() -> None:
+    """The backend module loads at the first query; if that fails for lack
+    of descriptors the caller gets SessionIdError(4), and it recovers."""
+    code = (
+        "import os, sessionid_cffi as s\n"
+        "fds = []\n"
+        "try:\n    while True: fds.append(os.open('/dev/null', os.O_RDONLY))\n"
+        "except OSError: pass\n"
+        "try:\n    s.current_session_id()\n"
+        "except s.SessionIdError as e:\n    print(type(e).__name__, e.winerror, e.errno)\n"
+        "for fd in fds: os.close(fd)\n"
+        "print(s.current_session_id() == int(open('/proc/self/sessionid').read()) % 4294967295)\n"
+    )
+    assert _run(code).stdout.split() == ["SessionIdError", "4", "24", "True"]
