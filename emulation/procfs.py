@@ -10,8 +10,6 @@ Mapping (see docs/linux.md):
 - ENOENT/ESRCH -> 87, EACCES/EPERM -> 5, others to the nearest Win32 code.
 """
 
-from __future__ import annotations
-
 import os
 from errno import EINVAL, EMFILE, ENFILE, ENOENT, ENOMEM, ENOSYS, EPERM, ESRCH
 

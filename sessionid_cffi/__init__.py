@@ -10,8 +10,6 @@ The raw, Win32-shaped names (``ffi``, ``ProcessIdToSessionId``,
 first use, so importing the package stays cheap.
 """
 
-from __future__ import annotations
-
 from ._api import (
     SessionInfo,
     active_console_session_id,
@@ -30,7 +28,9 @@ from ._errors import (
     ProcessNotFoundError,
     SessionIdError,
 )
-from ._version import __version__
+
+# The one place the version is written (pyproject reads it from here).
+__version__ = "0.1.0"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

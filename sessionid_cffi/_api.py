@@ -1,7 +1,5 @@
 """The Pythonic API: checked arguments in, a session number or an exception out."""
 
-from __future__ import annotations
-
 import os
 from _operator import index as _index
 
@@ -62,7 +60,7 @@ def active_console_session_id() -> int | None:
     return get_backend().console_session_id()
 
 
-def session_ids(pids: Iterable[object] | None = None) -> dict[int, int]:
+def session_ids(pids: "Iterable[object] | None" = None) -> dict[int, int]:
     """``{pid: session}`` for each PID in ``pids`` that names a process the
     caller may inspect, or for every process when ``pids`` is None."""
     if pids is None:
@@ -147,11 +145,11 @@ class SessionInfo:
             f"process_count={self.process_count}, is_console={self.is_console})"
         )
 
-    def __reduce__(self) -> tuple[type[SessionInfo], tuple[int, str | None, int, bool]]:
+    def __reduce__(self) -> "tuple[type[SessionInfo], tuple[int, str | None, int, bool]]":
         return (SessionInfo, self._key())
 
 
-def process_records(backend: Backend) -> list[tuple[int, int, str | None, str | None]]:
+def process_records(backend: "Backend") -> list[tuple[int, int, str | None, str | None]]:
     """``(pid, session, user, command)`` rows from ``backend``; a backend
     without ``process_records`` (it is optional) gives no user or command."""
     records = getattr(backend, "process_records", None)
@@ -161,7 +159,7 @@ def process_records(backend: Backend) -> list[tuple[int, int, str | None, str | 
     return [(pid, session, None, None) for pid, session in backend.session_ids(None).items()]
 
 
-def sessions() -> list[SessionInfo]:
+def sessions() -> "list[SessionInfo]":
     """Every session that has a process the caller may inspect, in
     ascending order of ``session_id``."""
     backend = get_backend()

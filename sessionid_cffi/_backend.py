@@ -7,12 +7,9 @@ removes exactly its own entry, so swaps from several threads never corrupt
 each other, and the newest active swap wins.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from _thread import allocate_lock
-
 from errno import EMFILE, ENFILE
 
 from ._errors import (
@@ -34,11 +31,11 @@ BUILTIN_NAMES = ("kernel32", "procfs", "model")
 BACKEND_ATTRIBUTES = ("name", "session_id", "console_session_id", "session_ids")
 
 _lock = allocate_lock()
-_swaps: list[Backend] = []
-_default: Backend | None = None
+_swaps: "list[Backend]" = []
+_default: "Backend | None" = None
 
 
-def make_builtin(name: str) -> Backend:
+def make_builtin(name: str) -> "Backend":
     """Build a built-in backend by name (the only names the env var accepts)."""
     if name == "kernel32":
         if sys.platform != "win32":
@@ -96,7 +93,7 @@ class _Unsupported:
         raise self._fail()
 
 
-def _platform_default() -> Backend:
+def _platform_default() -> "Backend":
     name = os.environ.get(ENV_VAR)
     if name:
         return make_builtin(name)
@@ -107,7 +104,7 @@ def _platform_default() -> Backend:
     return _Unsupported()
 
 
-def get_backend() -> Backend:
+def get_backend() -> "Backend":
     """Return the backend that answers queries now.
 
     Raises BackendUnavailableError when $SESSIONID_CFFI_BACKEND names no
@@ -142,7 +139,7 @@ class use_backend:  # noqa: N801 - used like a function: ``with use_backend(b):`
     swap that is still open is the active one.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: "Backend") -> None:
         for attribute in BACKEND_ATTRIBUTES:
             if not hasattr(backend, attribute):
                 raise TypeError(
@@ -151,7 +148,7 @@ class use_backend:  # noqa: N801 - used like a function: ``with use_backend(b):`
                 )
         self._backend = backend
 
-    def __enter__(self) -> Backend:
+    def __enter__(self) -> "Backend":
         with _lock:
             _swaps.append(self._backend)
         return self._backend
@@ -160,7 +157,7 @@ class use_backend:  # noqa: N801 - used like a function: ``with use_backend(b):`
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
+        tb: "TracebackType | None",
     ) -> None:
         with _lock:
             # Remove this context's own entry, wherever other threads left it.

@@ -20,7 +20,6 @@ import sys
 
 from . import _api, _backend
 from ._errors import BackendUnavailableError, SessionIdError
-from ._version import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -312,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write(HELP)
         return EXIT_OK
     if args == "version":
+        from . import __version__
+
         _write(f"sessionid-cffi {__version__}\n")
         return EXIT_OK
     assert isinstance(args, _Args)

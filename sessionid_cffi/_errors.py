@@ -5,8 +5,6 @@ Every failure carries the PID asked about, the Win32 error code that
 operating-system call failed, its errno.
 """
 
-from __future__ import annotations
-
 import errno as _errno
 import os
 
@@ -46,7 +44,7 @@ class SessionIdError(OSError):
     def __str__(self) -> str:
         return f"[WinError {self.winerror}] {self.strerror}"
 
-    def __reduce__(self) -> tuple[type[SessionIdError], tuple[object, ...]]:
+    def __reduce__(self) -> "tuple[type[SessionIdError], tuple[object, ...]]":
         # OSError's default pickling replays OSError's own arguments, which
         # do not match this signature.
         return (type(self), (self.pid, self.winerror, self.strerror, self.errno))
@@ -92,7 +90,7 @@ _MISSING = frozenset({_errno.ENOENT, _errno.ESRCH, _errno.ENOTDIR})
 _DENIED = frozenset({_errno.EACCES, _errno.EPERM})
 
 
-def raise_for_errno(pid: int, err: OSError, path: str) -> NoReturn:
+def raise_for_errno(pid: int, err: OSError, path: str) -> "NoReturn":
     """Raise the library error that matches an OSError from ``path``."""
     code = err.errno
     detail = f"{path}: {os.strerror(code) if code else err}"

@@ -108,15 +108,18 @@ class Kernel32Backend:
         return found
 
     def session_ids(self, pids: list[int] | None) -> dict[int, int]:
-        """One WTSEnumerateProcessesW call for the whole process table."""
-        found = {pid: session for pid, session, _name in self._enumerate()}
+        """Every process: one WTSEnumerateProcessesW call for the whole
+        table. Given PIDs: each one asked like ``session_id`` asks it, so an
+        exited process whose handle is still held (which the enumeration no
+        longer lists) and PID+1..+3 answer exactly as they do one by one."""
         if pids is None:
-            return found
+            return {pid: session for pid, session, _name in self._enumerate()}
         wanted: dict[int, int] = {}
         for pid in pids:
-            key = pid if pid in found else pid & ~3  # Windows ignores the low two bits
-            if key in found:
-                wanted[pid] = found[key]
+            try:
+                wanted[pid] = self.session_id(pid)
+            except (ProcessLookupError, PermissionError):
+                continue
         return wanted
 
     def session_user(self, session: int) -> str | None:

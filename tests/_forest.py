@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from sessionid_cffi import SessionIdError, get_backend
 from sessionid_cffi.testing import ModelBackend
+from sessionid_cffi.testing._worlds import wait_until_gone
 
 WINDOWS = sys.platform == "win32"
 LINUX = sys.platform.startswith("linux")
@@ -477,6 +478,7 @@ class RealForest(Forest):
             os.waitpid(proc.pid, 0)
         else:
             raise ForestError(f"{proc!r}: nobody can reap it")
+        wait_until_gone(proc.pid)  # Wine frees the PID asynchronously
         proc.state = "gone"
         STATS["reaped"] += 1
 

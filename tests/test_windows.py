@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sessionid_cffi as s
+from sessionid_cffi.testing._worlds import wait_until_gone
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "win32", reason="Windows-only: calls kernel32.dll (run by tox -e wine)"
@@ -43,25 +43,6 @@ def our_answer(pid: int) -> int | tuple[str, int]:
         return s.process_id_to_session_id(pid)
     except s.SessionIdError as err:
         return ("error", err.winerror)
-
-
-def wait_until_gone(pid: int, timeout: float = 10.0) -> None:
-    """Wait until no handle can be opened to ``pid`` any more.
-
-    Wine tears an exited process down asynchronously: after the last handle
-    is closed it stays openable for about half a second (measured: 0.5 s).
-    """
-    import _winapi
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            handle = _winapi.OpenProcess(0x1000, False, pid)  # QUERY_LIMITED_INFORMATION
-        except OSError:
-            return
-        _winapi.CloseHandle(handle)
-        time.sleep(0.05)
-    raise AssertionError(f"process {pid} still exists {timeout} s after its last handle closed")
 
 
 @pytest.fixture

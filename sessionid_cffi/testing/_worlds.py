@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,6 +21,28 @@ from .._backend import get_backend
 from ..emulation.model import ModelBackend
 
 WINDOWS = sys.platform == "win32"
+
+
+def wait_until_gone(pid: int, timeout: float = 10.0) -> None:
+    """On Windows, wait until no handle can be opened to ``pid`` any more.
+
+    Wine tears an exited process down asynchronously: after its last handle
+    is closed it stays openable for about half a second (measured here), so
+    a check that expects 87 must wait for that. Elsewhere a reaped PID is
+    gone at once and this returns immediately.
+    """
+    if not WINDOWS:
+        return
+    import _winapi
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            handle = _winapi.OpenProcess(0x1000, False, pid)  # type: ignore[attr-defined,unused-ignore]
+        except OSError:
+            return
+        _winapi.CloseHandle(handle)  # type: ignore[attr-defined,unused-ignore]
+        time.sleep(0.02)
 # Linux's hard ceiling for PIDs (as in emulation.procfs, which is not imported
 # here: the kit must import on every OS).
 PID_MAX_LIMIT = 4194304
@@ -91,6 +114,7 @@ class _LiveChild(Child):
         self._process.wait()
         if WINDOWS:
             self._process._handle.Close()  # type: ignore[attr-defined]
+            wait_until_gone(self.pid)
 
 
 class LiveWorld(World):
