@@ -127,10 +127,14 @@ PROJECT = {
 
 
 def _wheel(tmp_path: Path) -> Path:
-    """``$SESSIONID_WHEEL``, or a wheel built from this checkout; built wheels
-    are cached by a hash of the packaged sources (pip's build isolation
-    fetches setuptools, which is the slow part)."""
-    given = os.environ.get("SESSIONID_WHEEL")
+    """``$SESSIONID_WHEEL``, the wheel tox built (``$TOX_PACKAGE``), or a
+    wheel built from this checkout; built wheels are cached by a hash of the
+    packaged sources (pip's build isolation fetches setuptools, which is the
+    slow part)."""
+    tox_built = os.environ.get("TOX_PACKAGE", "").split(os.pathsep)
+    given = os.environ.get("SESSIONID_WHEEL") or next(
+        (p for p in tox_built if p.endswith(".whl")), None
+    )
     if given:
         return Path(given)
     digest = hashlib.sha256()
