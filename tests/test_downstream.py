@@ -8,9 +8,11 @@ folder. Its tests (a) fake sessions for their own function with the
 ``check_contract`` against the model and against the live backend, and (c)
 see ``check_contract`` fail with a readable report on a broken backend.
 
-The virtual environment sees the interpreter's own site-packages for pytest,
-Hypothesis and cffi (``--system-site-packages``: nothing is downloaded); the
-test checks that the project imports the wheel's copy, not this checkout.
+The virtual environment borrows pytest, Hypothesis and cffi from the
+environment running this test (a ``.pth`` line appends its site-packages
+after the venv's own, so nothing is downloaded and the venv's copy of the
+library wins); the test checks that the project imports the wheel's copy,
+not this checkout nor the runner's.
 Marked ``slow`` (about 15 s): deselect with ``-m "not slow"``.
 """
 
@@ -21,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -167,7 +170,7 @@ def test_a_downstream_project_uses_the_installed_wheel(tmp_path: Path) -> None:
     wheel = _wheel(tmp_path)
     venv = tmp_path / "venv"
     subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
         check=True,
         timeout=120,
     )
@@ -179,6 +182,13 @@ def test_a_downstream_project_uses_the_installed_wheel(tmp_path: Path) -> None:
         check=True,
         timeout=120,
     )
+    venv_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()
+    # The test tools come from this environment, after the venv's own packages
+    # (written after the install, or pip would find the runner's copy installed).
+    Path(venv_site, "runner_tools.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     project = tmp_path / "project"
     for name, text in PROJECT.items():
         path = project / name
