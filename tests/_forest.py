@@ -556,6 +556,7 @@ class RealForest(Forest):
             finally:
                 _winapi.CloseHandle(handle)
         for proc in self.procs:
+            wait_until_gone(proc.pid)  # Wine frees PIDs asynchronously
             proc.state = "gone"
 
 
