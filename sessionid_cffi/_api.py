@@ -3,7 +3,8 @@
 import os
 from _operator import index as _index
 
-from ._backend import get_backend
+from . import _backend as _backend_module
+from ._backend import _swaps, get_backend
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,9 +47,20 @@ def process_id_to_session_id(pid: object) -> int:
     return get_backend().session_id(checked_pid(pid))
 
 
+# [backend, session], kept where the own session can never change (Windows);
+# Linux must ask every time: writing /proc/self/loginuid starts a new session.
+_fixed_session: "list[object]" = []
+
+
 def current_session_id() -> int:
     """Session of the calling process."""
-    return get_backend().session_id(os.getpid())
+    if _fixed_session and not _swaps and _fixed_session[0] is _backend_module._default:
+        return _fixed_session[1]  # type: ignore[return-value]
+    backend = get_backend()
+    session = backend.session_id(os.getpid())
+    if getattr(backend, "session_is_fixed", False) and not _swaps:
+        _fixed_session[:] = [backend, session]
+    return session
 
 
 def active_console_session_id() -> int | None:

@@ -27,6 +27,8 @@ NO_CONSOLE_SESSION = 0xFFFFFFFF
 WTS_CURRENT_SERVER_HANDLE = ffi.NULL
 
 kernel32 = ffi.dlopen("kernel32.dll")
+# Bound once: looking a function up on the library object costs a lookup per call.
+_process_id_to_session_id = kernel32.ProcessIdToSessionId
 
 
 def error_for(pid: int, winerror: int, message: str) -> SessionIdError:
@@ -44,6 +46,8 @@ class Kernel32Backend:
     """Calls the real ``ProcessIdToSessionId`` in kernel32.dll."""
 
     name = "kernel32"
+    #: A Windows process never changes session: current_session_id() may keep it.
+    session_is_fixed = True
 
     def __init__(self) -> None:
         # A Windows process never changes session, so the own answer is kept.
@@ -58,7 +62,7 @@ class Kernel32Backend:
         if pid == self._own_pid and self._own_session is not None:
             return self._own_session
         out = ffi.new("DWORD *")
-        if not kernel32.ProcessIdToSessionId(pid, out):
+        if not _process_id_to_session_id(pid, out):
             code, message = ffi.getwinerror()
             raise error_for(pid, code, message)
         if pid == self._own_pid:
@@ -67,7 +71,7 @@ class Kernel32Backend:
 
     def native_process_id_to_session_id(self, pid: int, out: object) -> int:
         """The raw call on a checked out-pointer: 0, or the Win32 last error."""
-        if kernel32.ProcessIdToSessionId(pid, out):
+        if _process_id_to_session_id(pid, out):
             return 0
         return int(ffi.getwinerror()[0])
 

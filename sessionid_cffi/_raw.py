@@ -33,6 +33,10 @@ _LOWEST_VALID_ADDRESS = 0x10000
 # writing there kills the process. ffi.cast("DWORD *", -1) is such a pointer.
 _HIGHEST_VALID_ADDRESS = 2**63 - 1 if ffi.sizeof("void *") == 8 else 2**32 - 1
 _CData = ffi.CData
+_DWORD_P = ffi.typeof("DWORD *")
+# What ffi.new() returns: memory cffi allocated itself, so never NULL-like.
+_OWNED = type(ffi.new("DWORD *"))
+_DWORD_MAX = 0xFFFFFFFF
 _last = _local()
 
 
@@ -77,22 +81,29 @@ def ProcessIdToSessionId(dwProcessId: object, pSessionId: CData) -> int:  # noqa
     untouched. ``dwProcessId`` is checked like ``process_id_to_session_id``
     does (TypeError, ValueError).
     """
-    pid = checked_pid(dwProcessId)
-    if not _dword_slot(pSessionId):
-        return _fail(ERROR_INVALID_PARAMETER)
+    if type(dwProcessId) is int and 0 <= dwProcessId <= _DWORD_MAX:
+        pid = dwProcessId
+    else:
+        pid = checked_pid(dwProcessId)
+    out = pSessionId
+    if type(out) is not _OWNED or ffi.typeof(out) is not _DWORD_P:
+        # Anything but a fresh ffi.new("DWORD *") gets the full check.
+        if not _dword_slot(out):
+            return _fail(ERROR_INVALID_PARAMETER)
+        # As DWORD *: cffi refuses a 'uint32_t *' for an 'unsigned int *'
+        # parameter, though both are checked to be 32-bit unsigned above.
+        out = ffi.cast(_DWORD_P, out)
     backend = get_backend()
     native = getattr(backend, "native_process_id_to_session_id", None)
     if native is not None:
         # The kernel32 backend: the real call, and the real last error.
-        # As DWORD *: cffi refuses a 'uint32_t *' for an 'unsigned int *'
-        # parameter, though both are checked to be 32-bit unsigned above.
-        error = native(pid, ffi.cast("DWORD *", pSessionId))
+        error = native(pid, out)
         return _fail(error) if error else 1
     try:
         session = backend.session_id(pid)
     except SessionIdError as err:
         return _fail(err.winerror)
-    pSessionId[0] = session
+    out[0] = session
     return 1
 
 
