@@ -71,16 +71,22 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
+def _load_lazy(package: str, table: "dict[str, str]", name: str) -> object:
+    """Import ``name`` of ``package`` on first use, from the module that
+    ``table`` names for it, and keep it in the package's namespace."""
+    module = table.get(name)
     if module is None:
-        raise AttributeError(f"module 'sessionid_cffi' has no attribute {name!r}")
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
+    value = getattr(import_module(module, package), name)
+    setattr(import_module(package), name, value)
     return value
 
 
-def __dir__() -> list[str]:
+def __getattr__(name: str) -> object:
+    return _load_lazy(__name__, _LAZY, name)
+
+
+def __dir__() -> "list[str]":
     return sorted(set(globals()) | set(__all__))

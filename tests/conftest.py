@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from sessionid_cffi import get_backend
 from sessionid_cffi.testing import ModelBackend
-from sessionid_cffi.testing._worlds import World, world_for
+from sessionid_cffi.testing._worlds import LiveWorld, World, world_for
 
 LINUX = sys.platform.startswith("linux")
 WINDOWS = sys.platform == "win32"
@@ -62,6 +62,15 @@ def backend(request: pytest.FixtureRequest) -> object:
 @pytest.fixture
 def world(backend: object) -> World:
     return world_for(backend)
+
+
+@pytest.fixture
+def thread_id() -> Iterator[int]:
+    """The native id of a live thread that is not the main thread."""
+    with LiveWorld().thread_id() as tid:
+        assert tid is not None
+        assert tid != os.getpid()
+        yield tid
 
 
 class Login:

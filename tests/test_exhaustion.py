@@ -157,29 +157,18 @@ def test_bulk_walk_with_no_descriptor_left_says_so() -> None:
 
 
 @needs_rlimit
-def test_no_descriptor_leaks_after_100000_calls() -> None:
+def test_no_descriptor_leaks_after_100000_calls(thread_id: int) -> None:
     own, other = os.getpid(), other_process()
-    thread_id = threading.get_native_id()  # the main thread is the process: find another
-    done = threading.Event()
-    worker = threading.Thread(target=done.wait)
-    worker.start()
-    try:
-        tid = worker.native_id
-        assert tid is not None
-        assert tid != thread_id
-        pids = [own, other, 0, 1, 2**32 - 1, 4194304, tid, 32767]
-        out = ffi.new("DWORD *")
-        calls = 100_000 * SCALE
-        before = open_fds()
-        for i in range(calls // 2):
-            pid = pids[i % len(pids)]
-            with contextlib.suppress(SessionIdError):
-                s.process_id_to_session_id(pid)
-            s.ProcessIdToSessionId(pid, out)
-        after = open_fds()
-    finally:
-        done.set()
-        worker.join()
+    pids = [own, other, 0, 1, 2**32 - 1, 4194304, thread_id, 32767]
+    out = ffi.new("DWORD *")
+    calls = 100_000 * SCALE
+    before = open_fds()
+    for i in range(calls // 2):
+        pid = pids[i % len(pids)]
+        with contextlib.suppress(SessionIdError):
+            s.process_id_to_session_id(pid)
+        s.ProcessIdToSessionId(pid, out)
+    after = open_fds()
     FIGURES["calls"] += calls
     assert after == before, f"{after - before} descriptors leaked over {calls} calls"
 

@@ -10,7 +10,6 @@ import errno
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -105,24 +104,14 @@ def test_a_zombie_keeps_its_login_session_until_reaped(login: Login) -> None:
     assert caught.value.errno == errno.ENOENT
 
 
-def test_a_thread_id_is_not_a_process() -> None:
-    release = threading.Event()
-    thread = threading.Thread(target=release.wait)
-    thread.start()
-    try:
-        tid = thread.native_id
-        assert tid is not None
-        assert tid != os.getpid()
-        assert Path(f"/proc/{tid}/sessionid").exists()  # procfs answers for it...
-        with pytest.raises(s.ProcessNotFoundError, match="thread") as caught:
-            s.process_id_to_session_id(tid)  # ...but it names no process
-        assert caught.value.winerror == 87
-        # The status-file check (used where pidfd_open is unavailable) agrees.
-        with pytest.raises(s.ProcessNotFoundError, match="thread"):
-            ProcfsBackend(live=False).session_id(tid)
-    finally:
-        release.set()
-        thread.join()
+def test_a_thread_id_is_not_a_process(thread_id: int) -> None:
+    assert Path(f"/proc/{thread_id}/sessionid").exists()  # procfs answers for it...
+    with pytest.raises(s.ProcessNotFoundError, match="thread") as caught:
+        s.process_id_to_session_id(thread_id)  # ...but it names no process
+    assert caught.value.winerror == 87
+    # The status-file check (used where pidfd_open is unavailable) agrees.
+    with pytest.raises(s.ProcessNotFoundError, match="thread"):
+        ProcfsBackend(live=False).session_id(thread_id)
 
 
 @pytest.mark.parametrize("pid", [0, PID_MAX_LIMIT + 1, 2**31, 2**32 - 1])

@@ -85,21 +85,12 @@ def test_exited_child_answers_while_its_handle_is_held(child: subprocess.Popen[b
     assert our_answer(child.pid) == pywin32_answer(child.pid) == ("error", 87)
 
 
-def test_thread_id_fails_with_87_and_leaves_the_pointer_untouched() -> None:
-    release = threading.Event()
-    thread = threading.Thread(target=release.wait)
-    thread.start()
-    try:
-        tid = thread.native_id
-        assert tid is not None
-        out = s.ffi.new("DWORD *", 0xDEADBEEF)
-        assert s.ProcessIdToSessionId(tid, out) == 0
-        assert s.GetLastError() == 87
-        assert out[0] == 0xDEADBEEF
-        assert our_answer(tid) == pywin32_answer(tid) == ("error", 87)
-    finally:
-        release.set()
-        thread.join()
+def test_thread_id_fails_with_87_and_leaves_the_pointer_untouched(thread_id: int) -> None:
+    out = s.ffi.new("DWORD *", 0xDEADBEEF)
+    assert s.ProcessIdToSessionId(thread_id, out) == 0
+    assert s.GetLastError() == 87
+    assert out[0] == 0xDEADBEEF
+    assert our_answer(thread_id) == pywin32_answer(thread_id) == ("error", 87)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ Importing ``sessionid_cffi`` never imports this kit.
 
 from __future__ import annotations
 
+from .. import _load_lazy
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..emulation.model import ModelBackend
@@ -45,14 +47,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sessionid_cffi.testing' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    return _load_lazy(__name__, _LAZY, name)
 
 
 def __dir__() -> list[str]:
