@@ -232,12 +232,27 @@ def _pids(args: _Args) -> int:
     return status
 
 
+def _user_names(user: str) -> set[str]:
+    """``--user`` matches a user name, or a numeric uid through its name
+    (listings show the name where the passwd database has one)."""
+    names = {user}
+    if user.isdigit() and user.isascii():
+        try:
+            import pwd
+
+            names.add(pwd.getpwuid(int(user)).pw_name)
+        except (ImportError, KeyError, OverflowError):
+            pass  # no passwd database (Windows) or no entry: the number itself
+    return names
+
+
 def _ps(args: _Args) -> int:
     records = _api.process_records(_backend.get_backend())
     if args.session is not None:
         records = [r for r in records if r[1] == args.session]
     if args.user is not None:
-        records = [r for r in records if r[2] == args.user]
+        names = _user_names(args.user)
+        records = [r for r in records if r[2] in names]
     records.sort(key=lambda record: (record[1], record[0]))
     if args.json:
         keys = ("pid", "session_id", "user", "command")

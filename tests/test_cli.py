@@ -215,6 +215,8 @@ def test_login_sessions_show_up_in_ps_and_sessions(login: Login) -> None:
     by_user = json.loads(ok("ps", "--json", "--user", user))["processes"]
     assert login.pid in {p["pid"] for p in by_user}
     assert {p["user"] for p in by_user} == {user}
+    by_uid = json.loads(ok("ps", "--json", "--user", str(login.uid)))["processes"]
+    assert by_uid == by_user  # a numeric uid selects the same processes as the name
     listed = {r["session_id"]: r for r in json.loads(ok("sessions", "--json"))["sessions"]}
     assert listed[login.session]["process_count"] == 1
     assert listed[login.session]["user"] == user
