@@ -358,6 +358,18 @@ def test_huge_iterables_are_bounded_in_time(where: str) -> None:
 
 # -- the raw API --------------------------------------------------------------------
 
+# A pointer derived by arithmetic does not own its memory: its array must be
+# kept alive, or the call would write into freed memory (a bug of the test).
+_ARRAYS_IN_USE: list[object] = []
+
+
+def _interior_pointer() -> object:
+    array = ffi.new("DWORD[4]", [SENTINEL] * 4)
+    del _ARRAYS_IN_USE[:-16]  # keep the last few only: each example uses one
+    _ARRAYS_IN_USE.append(array)
+    return array + 2
+
+
 DWORD_POINTERS = [
     lambda: ffi.new("DWORD *", SENTINEL),
     lambda: ffi.new("uint32_t *", SENTINEL),
@@ -365,7 +377,7 @@ DWORD_POINTERS = [
     lambda: ffi.new("DWORD[1]", [SENTINEL]),
     lambda: ffi.new("DWORD[3]", [SENTINEL] * 3),
     lambda: ffi.new("DWORD[]", [SENTINEL] * 2),
-    lambda: ffi.new("DWORD[4]", [SENTINEL] * 4) + 2,
+    _interior_pointer,
 ]
 NULL_LIKE = [
     lambda: ffi.NULL,
