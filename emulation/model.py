@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from _thread import allocate_lock
 
-from .._errors import access_denied, not_found
+from .._errors import access_denied, answers_for, not_found
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,13 +104,7 @@ class ModelBackend:
         if pids is None:
             table = dict(self._table)
             return {pid: s for pid, s in table.items() if pid not in self.denied}
-        found = {}
-        for pid in pids:
-            try:
-                found[pid] = self.session_id(pid)
-            except (ProcessLookupError, PermissionError):
-                continue
-        return found
+        return answers_for(self.session_id, pids)
 
     def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
         """``(pid, session, user, command)`` of every PID the caller may

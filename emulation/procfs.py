@@ -20,6 +20,7 @@ from .._errors import (
     ERROR_TOO_MANY_OPEN_FILES,
     BackendUnavailableError,
     SessionIdError,
+    answers_for,
     not_found,
     raise_for_errno,
 )
@@ -255,13 +256,7 @@ class ProcfsBackend:
 
     def session_ids(self, pids: list[int] | None) -> dict[int, int]:
         if pids is not None:
-            found: dict[int, int] = {}
-            for pid in pids:
-                try:
-                    found[pid] = self.session_id(pid)
-                except (ProcessLookupError, PermissionError):
-                    continue
-            return found
+            return answers_for(self.session_id, pids)
         return self._scan()
 
     def _open_root(self) -> tuple[int, list[str]]:

@@ -10,6 +10,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import NoReturn
 
 ERROR_TOO_MANY_OPEN_FILES = 4
@@ -77,6 +78,19 @@ def access_denied(pid: int, reason: str, errno: int | None = _errno.EACCES) -> A
         "query it as its owner or as root/Administrator",
         errno,
     )
+
+
+def answers_for(session_id: "Callable[[int], int]", pids: "Iterable[int]") -> "dict[int, int]":
+    """``{pid: session_id(pid)}`` for the PIDs that answer: the ones not
+    found and the ones denied are left out; any other error propagates.
+    The one rule every backend's ``session_ids(pids)`` follows."""
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = session_id(pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return found
 
 
 # errno -> Win32 code, for the errors that are neither "missing" nor "denied".

@@ -14,6 +14,7 @@ from ._errors import (
     ERROR_INVALID_PARAMETER,
     SessionIdError,
     access_denied,
+    answers_for,
     not_found,
 )
 from ._kernel32_ffi import ffi
@@ -118,13 +119,7 @@ class Kernel32Backend:
         longer lists) and PID+1..+3 answer exactly as they do one by one."""
         if pids is None:
             return {pid: session for pid, session, _name in self._enumerate()}
-        wanted: dict[int, int] = {}
-        for pid in pids:
-            try:
-                wanted[pid] = self.session_id(pid)
-            except (ProcessLookupError, PermissionError):
-                continue
-        return wanted
+        return answers_for(self.session_id, pids)
 
     def session_user(self, session: int) -> str | None:
         """``WTSQuerySessionInformationW(WTSUserName)``: the user logged on
