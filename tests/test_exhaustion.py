@@ -66,7 +66,9 @@ def descriptors_left(count: int) -> Iterator[None]:
 
 
 def other_process() -> int:
-    """A PID that names a live process other than this one: the parent."""
+    """A PID that names a live process other than this one: the parent
+    (Linux only here: under Wine, CPython 3.11/3.12's os.getppid() calls
+    PssCaptureSnapshot, which Wine 8 lacks)."""
     return os.getppid()
 
 
