@@ -192,6 +192,31 @@ def test_strategies_pids_and_sessions(pid: int, wpid: int, session: int) -> None
     assert 0 <= session < 0xFFFFFFFF
 
 
+def test_process_tables_never_hold_the_callers_pid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when most PIDs it can draw are the caller's (or, for Windows,
+    aliases of it), the strategy leaves the caller out: fake_sessions adds it."""
+    from hypothesis import strategies as st
+
+    import sessionid_cffi.testing.strategies as kit
+
+    own = os.getpid()
+    base = own & ~3
+    candidates = [own, base | 1, base | 2, base | 3, base + 4, base + 8]
+    monkeypatch.setattr(kit, "pids", lambda windows=False: st.sampled_from(candidates))
+    for windows in (False, True):
+        _check_tables_leave_out(kit.process_tables(windows=windows), own, windows)
+
+
+def _check_tables_leave_out(tables: object, own: int, windows: bool) -> None:
+    @given(table=tables)
+    def check(table: dict[int, int]) -> None:
+        assert own not in table
+        if windows:
+            assert all(pid & ~3 != own & ~3 for pid in table)
+
+    check()
+
+
 @given(table=process_tables())
 def test_process_tables_are_valid_models(table: dict[int, int]) -> None:
     assert all(type(pid) is int and 1 <= pid <= 4194304 for pid in table)

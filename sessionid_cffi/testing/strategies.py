@@ -15,6 +15,8 @@ and with ``model_backends`` the PID aliasing of rule C10).
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import strategies as st
 
 from ..emulation.model import ModelBackend
@@ -71,9 +73,15 @@ def process_tables(
 
     ``sessions`` draws the login sessions (default: ``session_ids()``
     without 0); PIDs are unique and come from ``pids(windows=windows)``.
+    The table never holds the calling process's own PID: it describes the
+    other processes, and ``fake_sessions(table, self_session=...)`` adds the
+    caller (a table that already placed it could contradict that).
     """
     if not 0 <= min_size <= max_size:
         raise ValueError(f"need 0 <= min_size <= max_size, got {min_size}, {max_size}")
+    # Windows ignores a PID's low two bits, so none of the caller's aliases either.
+    mask = ~3 if windows else ~0
+    own = os.getpid()
     logins = draw(
         st.lists(
             sessions if sessions is not None else session_ids().filter(bool),
@@ -83,7 +91,12 @@ def process_tables(
         )
     )
     pid_list = draw(
-        st.lists(pids(windows=windows), min_size=min_size, max_size=max_size, unique=True)
+        st.lists(
+            pids(windows=windows).filter(lambda pid: pid & mask != own & mask),
+            min_size=min_size,
+            max_size=max_size,
+            unique=True,
+        )
     )
     table = {}
     for pid in pid_list:
