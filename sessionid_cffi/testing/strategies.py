@@ -122,8 +122,6 @@ def model_backends(
     ``check_contract`` find it. With ``windows=True`` the model aliases
     PID+1..+3 to PID, as Windows does.
     """
-    import os
-
     table = draw(process_tables(windows=windows, max_size=max_size))
     own = os.getpid()
     # With windows=True on a non-Windows test machine the caller's PID may not
