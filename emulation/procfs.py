@@ -30,7 +30,6 @@ AUDIT_UNSET = 4294967295
 # anything above names no process, so it is refused without a syscall.
 PID_MAX_LIMIT = 4194304
 _DWORD_DIGITS = 10
-_SESSION_SCOPE = b"/session-"
 # One process's files: never follow a symlink (procfs has none there) and
 # never block (a FIFO in a tree that is not procfs would wait for a writer).
 _O_FILE = (
@@ -38,11 +37,9 @@ _O_FILE = (
 )  # not O_CLOEXEC: absent on Windows, and os.open sets it anyway (PEP 446)
 # A cgroup file lists every hierarchy (up to a path each): read it whole, up to this.
 _CGROUP_LIMIT = 1 << 20
-# Bulk pass flags: the same defences as one process's files (no symlink, no
-# blocking on a FIFO); O_DIRECTORY is absent on Windows, where this module
-# must still import.
-_O_READ = _O_FILE
-_O_DIRECTORY = _O_READ | getattr(os, "O_DIRECTORY", 0)
+# The bulk pass opens /proc itself with the same defences; O_DIRECTORY is
+# absent on Windows, where this module must still import.
+_O_DIRECTORY = _O_FILE | getattr(os, "O_DIRECTORY", 0)
 # A process that exited (or is hidden from us) since /proc was listed.
 _GONE = (FileNotFoundError, ProcessLookupError, PermissionError)
 
@@ -291,7 +288,7 @@ class ProcfsBackend:
                     continue
                 path = name + "/sessionid"
                 try:
-                    fd = op(path, _O_READ, dir_fd=root_fd)
+                    fd = op(path, _O_FILE, dir_fd=root_fd)
                 except _GONE:
                     continue  # exited since the listing, or hidden from us
                 except OSError as err:
@@ -349,13 +346,13 @@ class ProcfsBackend:
                     continue
                 path = name + session_file
                 try:
-                    first = op(path, _O_READ, dir_fd=root_fd)
+                    first = op(path, _O_FILE, dir_fd=root_fd)
                 except _GONE:
                     continue
                 except OSError as err:
                     raise_for_errno(int(name), err, f"{self.proc_root}/{path}")
                 try:
-                    comm_fd = op(name + "/comm", _O_READ, dir_fd=root_fd)
+                    comm_fd = op(name + "/comm", _O_FILE, dir_fd=root_fd)
                     try:
                         comm = rd(comm_fd, 64)
                     finally:
@@ -367,7 +364,7 @@ class ProcfsBackend:
                     if session not in users:
                         loginuid = b"4294967295"
                         if audit:
-                            uid_fd = op(name + "/loginuid", _O_READ, dir_fd=root_fd)
+                            uid_fd = op(name + "/loginuid", _O_FILE, dir_fd=root_fd)
                             try:
                                 loginuid = rd(uid_fd, 64)
                             finally:
