@@ -289,18 +289,14 @@ class ProcfsBackend:
                 path = name + "/sessionid"
                 try:
                     fd = op(path, _O_FILE, dir_fd=root_fd)
+                    try:
+                        data = rd(fd, 64)
+                    finally:
+                        cl(fd)
                 except _GONE:
                     continue  # exited since the listing, or hidden from us
                 except OSError as err:
                     raise_for_errno(int(name), err, f"{self.proc_root}/{path}")
-                try:
-                    data = rd(fd, 64)
-                except _GONE:
-                    continue
-                except OSError as err:
-                    raise_for_errno(int(name), err, f"{self.proc_root}/{path}")
-                finally:
-                    cl(fd)
                 pid = int(name)
                 session = parsed.get(data)
                 if session is None:
