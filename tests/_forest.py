@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from sessionid_cffi import SessionIdError, get_backend
 from sessionid_cffi.testing import ModelBackend
-from sessionid_cffi.testing._worlds import wait_until_gone
+from sessionid_cffi.testing._worlds import process_started_at, wait_until_gone
 
 WINDOWS = sys.platform == "win32"
 LINUX = sys.platform.startswith("linux")
@@ -165,6 +165,14 @@ class Proc:
     conn: socket.socket | None = None
     reader: object = None
     popen: subprocess.Popen[bytes] | None = None
+    #: process_started_at() while it ran: tells it from a later process
+    #: that reuses its PID.
+    started_at: int | None = None
+
+    def still_exists(self) -> bool:
+        """Whether this very process still exists (a newcomer on its PID does not count)."""
+        now = process_started_at(self.pid)
+        return now is not None and now == self.started_at
 
     def __repr__(self) -> str:
         parent = self.parent.node if self.parent else "-"
@@ -425,6 +433,7 @@ class RealForest(Forest):
         hello = json.loads(reader.readline())
         proc = Proc(node, pid, parent, mapped(hello["session"]), conn=conn, reader=reader)
         proc.popen = popen
+        proc.started_at = process_started_at(pid)  # it runs: it called back
         self.procs.append(proc)
         STATS["processes"] += 1
         if hello["node"] != node or hello["pid"] != pid:
@@ -480,7 +489,7 @@ class RealForest(Forest):
             os.waitpid(proc.pid, 0)
         else:
             raise ForestError(f"{proc!r}: nobody can reap it")
-        wait_until_gone(proc.pid)  # Wine frees the PID asynchronously
+        wait_until_gone(proc.pid, proc.started_at)  # Wine frees the PID asynchronously
         proc.state = "gone"
         STATS["reaped"] += 1
 
@@ -558,7 +567,7 @@ class RealForest(Forest):
             finally:
                 _winapi.CloseHandle(handle)
         for proc in self.procs:
-            wait_until_gone(proc.pid)  # Wine frees PIDs asynchronously
+            wait_until_gone(proc.pid, proc.started_at)  # Wine frees PIDs asynchronously
             proc.state = "gone"
 
 

@@ -242,13 +242,8 @@ def test_forests_clean_up_after_a_failure() -> None:
         forest.close()
     assert all(proc.state == "gone" for proc in forest.procs)
     for proc in forest.procs:
-        assert not _names(proc.pid), f"{proc!r} still exists after close()"
-
-
-def _names(pid: int) -> bool:
-    from _forest import names_process
-
-    return names_process(pid)
+        assert proc.started_at is not None, f"{proc!r}: its start time was not read"
+        assert not proc.still_exists(), f"{proc!r} still exists after close()"
 
 
 def test_stats_are_counted() -> None:

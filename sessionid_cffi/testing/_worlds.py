@@ -9,6 +9,7 @@ an arbitrary backend lists, so rules that need to spawn are skipped there.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from .._backend import get_backend
 from ..emulation.model import ModelBackend
@@ -23,26 +25,83 @@ from ..emulation.model import ModelBackend
 WINDOWS = sys.platform == "win32"
 
 
-def wait_until_gone(pid: int, timeout: float = 10.0) -> None:
-    """On Windows, wait until no handle can be opened to ``pid`` any more.
+def process_started_at(pid: int) -> int | None:
+    """When the process that ``pid`` names now was started, or None if the
+    PID names no process that can be opened.
+
+    A PID and its start time together name one process for good, even after
+    the PID is reused. Windows: the creation time from ``GetProcessTimes``
+    (100 ns ticks); Linux: ``starttime`` of ``/proc/<pid>/stat`` (clock
+    ticks since boot).
+    """
+    if not WINDOWS:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:
+            return None
+        # comm may hold spaces and parentheses: the fields start after the last ")".
+        return int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22
+    import ctypes
+    from ctypes import wintypes
+
+    if not 0 <= pid <= 0xFFFFFFFF:
+        return None
+    kernel32 = _kernel32_for_times()
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return None
+    try:
+        times = [wintypes.FILETIME() for _ in range(4)]
+        if not kernel32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times)):
+            return None
+        return (times[0].dwHighDateTime << 32) | times[0].dwLowDateTime
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+@functools.cache
+def _kernel32_for_times() -> Any:
+    """kernel32 through ctypes, typed for process_started_at (the kit checks
+    the library against the OS, so it does not ask the library)."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
+    kernel32.GetProcessTimes.argtypes = [wintypes.HANDLE] + [ctypes.POINTER(wintypes.FILETIME)] * 4
+    kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
+    return kernel32
+
+
+def wait_until_gone(pid: int, started_at: int | None, timeout: float = 30.0) -> None:
+    """Wait until ``pid`` no longer names the process started at ``started_at``
+    (from :func:`process_started_at` while it ran); None: until it names none.
 
     Wine tears an exited process down asynchronously: after its last handle
     is closed it stays openable for about half a second (measured here), so
-    a check that expects 87 must wait for that. Elsewhere a reaped PID is
-    gone at once and this returns immediately.
+    a check that expects 87 must wait for that. The start time tells our
+    process from a newcomer that reused the PID meanwhile. Elsewhere a reaped
+    PID is gone at once and this returns immediately. Raises TimeoutError if
+    the process is still there after ``timeout`` seconds: someone else
+    holds a handle to it.
     """
     if not WINDOWS:
         return
-    import _winapi
-
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            handle = _winapi.OpenProcess(0x1000, False, pid)  # type: ignore[attr-defined,unused-ignore]
-        except OSError:
+    while True:
+        now = process_started_at(pid)
+        if now is None or (started_at is not None and now != started_at):
             return
-        _winapi.CloseHandle(handle)  # type: ignore[attr-defined,unused-ignore]
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"PID {pid} still names the same process {timeout:g} s after its last "
+                "handle was closed: another process holds a handle to it"
+            )
         time.sleep(0.02)
+
+
 # Linux's hard ceiling for PIDs (as in emulation.procfs, which is not imported
 # here: the kit must import on every OS).
 PID_MAX_LIMIT = 4194304
@@ -100,6 +159,7 @@ class _LiveChild(Child):
             command = ["/bin/sleep", "300"]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         super().__init__(self._process.pid)
+        self._started_at = process_started_at(self.pid) if WINDOWS else None
 
     def exit(self) -> None:
         self._process.kill()
@@ -114,7 +174,7 @@ class _LiveChild(Child):
         self._process.wait()
         if WINDOWS:
             self._process._handle.Close()  # type: ignore[attr-defined]
-            wait_until_gone(self.pid)
+            wait_until_gone(self.pid, self._started_at)
 
 
 class LiveWorld(World):
@@ -150,7 +210,9 @@ class LiveWorld(World):
             assert child is not None
             gone = child.pid
             child.reap()
-        pids = [0, gone, 0xFFFFFFFF, 0x80000000]
+        pids = [0, 0xFFFFFFFF, 0x80000000]
+        if process_started_at(gone) is None:  # not already reused by a newcomer
+            pids.append(gone)
         if not WINDOWS:
             pids.append(PID_MAX_LIMIT + 1)
         return pids
