@@ -20,16 +20,13 @@ WINDOWS = sys.platform == "win32"
 IS_ROOT = LINUX and os.geteuid() == 0
 
 # The backend fixtures hold no per-example state, so @given may share them.
-_shared_fixtures = [HealthCheck.function_scoped_fixture]
-settings.register_profile(
-    "default", max_examples=100, deadline=None, suppress_health_check=_shared_fixtures
-)
-settings.register_profile(
-    "long",
-    max_examples=2000,
-    deadline=None,
-    suppress_health_check=[*_shared_fixtures, HealthCheck.too_slow],
-)
+# Generation speed depends on the machine (Wine, a loaded CI runner), not on
+# the code under test: too_slow would only make the run flaky.
+_suppressed = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+for _name, _examples in (("default", 100), ("long", 2000)):
+    settings.register_profile(
+        _name, max_examples=_examples, deadline=None, suppress_health_check=_suppressed
+    )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 needs_root = pytest.mark.skipif(
