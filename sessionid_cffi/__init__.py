@@ -8,21 +8,25 @@ is an in-memory table for tests.
 The raw, Win32-shaped names (``ffi``, ``ProcessIdToSessionId``,
 ``WTSGetActiveConsoleSessionId``, ``GetLastError``) load cffi's runtime on
 first use, so importing the package stays cheap.
+
+Layout: this module holds the public API and the choice of backend (each
+module costs ~0.15 ms to import in a fresh interpreter, and importing the
+package plus one query has a budget of 15 % of a bare interpreter start);
+``_errors`` the exceptions every backend raises; ``_interface`` the
+``Backend`` protocol; the backends are ``_kernel32`` (Windows, with the raw
+binding in ``_raw``) and ``emulation.procfs`` / ``emulation.model``.
 """
 
-from ._api import (
-    SessionInfo,
-    active_console_session_id,
-    current_session_id,
-    process_id_to_session_id,
-    processes_in_session,
-    session_ids,
-    sessions,
-)
-from ._backend import get_backend, use_backend
+import os
+import sys
+from _thread import allocate_lock
+from errno import EMFILE, ENFILE
+
 from ._errors import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_PARAMETER,
+    ERROR_NOT_SUPPORTED,
+    ERROR_TOO_MANY_OPEN_FILES,
     AccessDeniedError,
     BackendUnavailableError,
     ProcessNotFoundError,
@@ -34,9 +38,342 @@ __version__ = "0.1.0"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import TracebackType
+
     from ._interface import Backend
     from ._kernel32_ffi import ffi
     from ._raw import GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
+
+
+# -- choosing the backend: once, lazily, and swappable for tests ----------
+# The default backend is picked at the first query, not at import, so that
+# an unsupported platform or a missing procfs only fails when asked something.
+# use_backend keeps a stack of swaps guarded by a lock: each context removes
+# exactly its own entry, so swaps from several threads never corrupt each
+# other, and the newest active swap wins.
+
+ENV_VAR = "SESSIONID_CFFI_BACKEND"
+BUILTIN_NAMES = ("kernel32", "procfs", "model")
+# What every backend has (see sessionid_cffi.Backend).
+BACKEND_ATTRIBUTES = ("name", "session_id", "console_session_id", "session_ids")
+
+_lock = allocate_lock()
+_swaps: "list[Backend]" = []
+_default: "Backend | None" = None
+
+
+def make_builtin(name: str) -> "Backend":
+    """Build a built-in backend by name (the only names the env var accepts)."""
+    if name == "kernel32":
+        if sys.platform != "win32":
+            raise BackendUnavailableError(
+                None,
+                ERROR_NOT_SUPPORTED,
+                f"the kernel32 backend needs Windows, this is {sys.platform!r}; "
+                "use 'procfs' on Linux or 'model' anywhere",
+            )
+        from ._kernel32 import Kernel32Backend
+
+        return Kernel32Backend()
+    if name == "procfs":
+        from .emulation.procfs import ProcfsBackend
+
+        return ProcfsBackend()
+    if name == "model":
+        from .emulation.model import ModelBackend
+
+        # A model holding only the caller, in interactive session 1: enough
+        # for current_session_id() while debugging with the env var.
+        return ModelBackend({os.getpid(): 1})
+    raise BackendUnavailableError(
+        None,
+        ERROR_NOT_SUPPORTED,
+        f"unknown backend {name!r} (in ${ENV_VAR} or --backend); "
+        f"choose one of: {', '.join(BUILTIN_NAMES)}",
+    )
+
+
+class _Unsupported:
+    """Stands in on platforms with no backend; fails on use, naming the platform."""
+
+    name = "unsupported"
+
+    def _fail(self) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            None,
+            ERROR_NOT_SUPPORTED,
+            f"sessionid-cffi has no backend for platform {sys.platform!r} "
+            "(supported: Windows through kernel32, Linux through procfs); "
+            f"set {ENV_VAR}=model or use use_backend() to run on a model",
+        )
+
+    def session_id(self, pid: int) -> int:
+        raise self._fail()
+
+    def console_session_id(self) -> int | None:
+        raise self._fail()
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        raise self._fail()
+
+    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
+        raise self._fail()
+
+
+def _platform_default() -> "Backend":
+    name = os.environ.get(ENV_VAR)
+    if name:
+        return make_builtin(name)
+    if sys.platform == "win32":
+        return make_builtin("kernel32")
+    if sys.platform.startswith("linux"):
+        return make_builtin("procfs")
+    return _Unsupported()
+
+
+def get_backend() -> "Backend":
+    """Return the backend that answers queries now.
+
+    Raises BackendUnavailableError when $SESSIONID_CFFI_BACKEND names no
+    built-in backend.
+    """
+    if _swaps:
+        return _swaps[-1]
+    global _default
+    if _default is None:
+        with _lock:
+            if _default is None:
+                try:
+                    _default = _platform_default()
+                except SessionIdError:
+                    raise
+                except OSError as err:
+                    # Loading the backend module itself failed, for example
+                    # with no file descriptor left (EMFILE): say so, in kind.
+                    raise SessionIdError(
+                        None,
+                        ERROR_TOO_MANY_OPEN_FILES if err.errno in (EMFILE, ENFILE) else 31,
+                        f"cannot load the sessionid-cffi backend: {err}",
+                        err.errno,
+                    ) from err
+    return _default
+
+
+class use_backend:  # noqa: N801 - used like a function: ``with use_backend(b):``
+    """Context manager that makes ``backend`` answer every query inside it.
+
+    Safe to use from several threads at once; the most recently entered
+    swap that is still open is the active one.
+    """
+
+    def __init__(self, backend: "Backend") -> None:
+        for attribute in BACKEND_ATTRIBUTES:
+            if not hasattr(backend, attribute):
+                raise TypeError(
+                    f"use_backend() needs a backend with .{attribute}; "
+                    f"got {type(backend).__name__} (see sessionid_cffi.Backend)"
+                )
+        self._backend = backend
+
+    def __enter__(self) -> "Backend":
+        with _lock:
+            _swaps.append(self._backend)
+        return self._backend
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: "TracebackType | None",
+    ) -> None:
+        with _lock:
+            # Remove this context's own entry, wherever other threads left it.
+            for index in range(len(_swaps) - 1, -1, -1):
+                if _swaps[index] is self._backend:
+                    del _swaps[index]
+                    break
+
+
+# -- the Pythonic API: checked arguments in, a session number or an exception out
+
+DWORD_MAX = 0xFFFFFFFF
+
+
+def checked_pid(pid: object) -> int:
+    """``pid`` as an int in the DWORD range (C7, C8).
+
+    Raises TypeError for anything that is not an integer (bool, float, str,
+    None, ...; objects with ``__index__`` are accepted) and ValueError for
+    integers outside 0 ... 2**32-1.
+    """
+    if type(pid) is not int:
+        if isinstance(pid, bool):
+            raise TypeError("pid must be an integer, not bool")
+        from _operator import index  # only here: exact ints need no import
+
+        try:
+            pid = index(pid)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(f"pid must be an integer, not {type(pid).__name__}") from None
+        except Exception as err:  # a hostile __index__; the caller gets a documented error
+            raise TypeError(f"pid.__index__() failed: {err!r}") from err
+    if not 0 <= pid <= DWORD_MAX:
+        raise ValueError(f"pid must be a DWORD (0 ... 4294967295), got {pid}")
+    return pid
+
+
+def process_id_to_session_id(pid: object) -> int:
+    """Session of process ``pid``, like Win32 ``ProcessIdToSessionId``.
+
+    Raises ProcessNotFoundError (winerror 87) if ``pid`` names no process
+    (or a thread), AccessDeniedError (winerror 5) if the caller may not
+    inspect it, another SessionIdError for other failures, TypeError or
+    ValueError for a ``pid`` that is not a DWORD.
+    """
+    return get_backend().session_id(checked_pid(pid))
+
+
+# [backend, session], kept where the own session can never change (Windows);
+# Linux must ask every time: writing /proc/self/loginuid starts a new session.
+_fixed_session: "list[object]" = []
+
+
+def current_session_id() -> int:
+    """Session of the calling process."""
+    if _fixed_session and not _swaps and _fixed_session[0] is _default:
+        return _fixed_session[1]  # type: ignore[return-value]
+    backend = get_backend()
+    session = backend.session_id(os.getpid())
+    if getattr(backend, "session_is_fixed", False) and not _swaps:
+        _fixed_session[:] = [backend, session]
+    return session
+
+
+def active_console_session_id() -> int | None:
+    """Session attached to the physical console, or None when there is none.
+
+    Windows: ``WTSGetActiveConsoleSessionId`` (0xFFFFFFFF becomes None).
+    Linux: the active session of seat0 in systemd-logind's state files.
+    """
+    return get_backend().console_session_id()
+
+
+def session_ids(pids: "Iterable[object] | None" = None) -> dict[int, int]:
+    """``{pid: session}`` for each PID in ``pids`` that names a process the
+    caller may inspect, or for every process when ``pids`` is None."""
+    if pids is None:
+        return get_backend().session_ids(None)
+    if isinstance(pids, (str, bytes)):
+        raise TypeError("pids must be an iterable of integers, not a string")
+    try:
+        iterator = iter(pids)
+    except TypeError:
+        raise TypeError(
+            f"pids must be an iterable of integers or None, not {type(pids).__name__}"
+        ) from None
+    return get_backend().session_ids([checked_pid(pid) for pid in iterator])
+
+
+def _checked_session(session_id: object) -> int:
+    """``session_id`` as an int in the DWORD range, checked like a PID."""
+    try:
+        return checked_pid(session_id)
+    except (TypeError, ValueError) as err:
+        raise type(err)(str(err).replace("pid", "session_id", 1)) from None
+
+
+def processes_in_session(session_id: object) -> list[int]:
+    """PIDs of every process in session ``session_id`` that the caller may
+    inspect, in ascending order (empty when the session has none).
+
+    TypeError or ValueError for a ``session_id`` that is not a DWORD.
+    """
+    wanted = _checked_session(session_id)
+    table = get_backend().session_ids(None)
+    return sorted(pid for pid, session in table.items() if session == wanted)
+
+
+class SessionInfo:
+    """One login session, as ``sessions()`` lists it (read-only).
+
+    ``session_id``: the session (0 is the system/services session);
+    ``user``: its user name, or None where unknown (Linux: the sessions's
+    ``loginuid`` resolved with the passwd database, the number when it has
+    no entry; Windows: ``WTSQuerySessionInformationW(WTSUserName)``);
+    ``process_count``: how many of its processes the caller may inspect;
+    ``is_console``: whether it is ``active_console_session_id()``.
+    """
+
+    __slots__ = ("is_console", "process_count", "session_id", "user")
+
+    session_id: int
+    user: str | None
+    process_count: int
+    is_console: bool
+
+    def __init__(
+        self, session_id: int, user: str | None, process_count: int, is_console: bool
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "session_id", session_id)
+        setter(self, "user", user)
+        setter(self, "process_count", process_count)
+        setter(self, "is_console", is_console)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"SessionInfo is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"SessionInfo is read-only: cannot delete {name!r}")
+
+    def _key(self) -> tuple[int, str | None, int, bool]:
+        return (self.session_id, self.user, self.process_count, self.is_console)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SessionInfo:
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionInfo(session_id={self.session_id}, user={self.user!r}, "
+            f"process_count={self.process_count}, is_console={self.is_console})"
+        )
+
+    def __reduce__(self) -> "tuple[type[SessionInfo], tuple[int, str | None, int, bool]]":
+        return (SessionInfo, self._key())
+
+
+def process_records(backend: "Backend") -> list[tuple[int, int, str | None, str | None]]:
+    """``(pid, session, user, command)`` rows from ``backend``; a backend
+    without ``process_records`` (it is optional) gives no user or command."""
+    records = getattr(backend, "process_records", None)
+    if records is not None:
+        rows: list[tuple[int, int, str | None, str | None]] = records()
+        return rows
+    return [(pid, session, None, None) for pid, session in backend.session_ids(None).items()]
+
+
+def sessions() -> "list[SessionInfo]":
+    """Every session that has a process the caller may inspect, in
+    ascending order of ``session_id``."""
+    backend = get_backend()
+    counts: dict[int, int] = {}
+    users: dict[int, str | None] = {}
+    for _pid, session, user, _command in process_records(backend):
+        counts[session] = counts.get(session, 0) + 1
+        if users.get(session) is None:
+            users[session] = user
+    console = backend.console_session_id()
+    return [
+        SessionInfo(session, users[session], counts[session], session == console)
+        for session in sorted(counts)
+    ]
+
 
 __all__ = [
     "ERROR_ACCESS_DENIED",

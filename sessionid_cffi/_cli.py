@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import sys
 
-from . import _api, _backend
+from . import (
+    current_session_id,
+    get_backend,
+    make_builtin,
+    process_id_to_session_id,
+    process_records,
+    sessions,
+    use_backend,
+)
 from ._errors import BackendUnavailableError, SessionIdError
 
 TYPE_CHECKING = False
@@ -204,10 +212,10 @@ def _pids(args: _Args) -> int:
     if not args.pids:
         import os
 
-        found.append((os.getpid(), _api.current_session_id()))
+        found.append((os.getpid(), current_session_id()))
     for pid in args.pids:
         try:
-            found.append((pid, _api.process_id_to_session_id(pid)))
+            found.append((pid, process_id_to_session_id(pid)))
         except SessionIdError as err:
             if not isinstance(err, (ProcessLookupError, PermissionError)):
                 raise
@@ -247,7 +255,7 @@ def _user_names(user: str) -> set[str]:
 
 
 def _ps(args: _Args) -> int:
-    records = _api.process_records(_backend.get_backend())
+    records = process_records(get_backend())
     if args.session is not None:
         records = [r for r in records if r[1] == args.session]
     if args.user is not None:
@@ -275,7 +283,7 @@ def _ps(args: _Args) -> int:
 
 
 def _sessions(args: _Args) -> int:
-    listed = _api.sessions()
+    listed = sessions()
     if args.json:
         document = {
             "sessions": [
@@ -334,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.backend is None:
             return _run(args)
-        with _backend.use_backend(_backend.make_builtin(args.backend)):
+        with use_backend(make_builtin(args.backend)):
             return _run(args)
     except BackendUnavailableError as err:
         _error(str(err.strerror))

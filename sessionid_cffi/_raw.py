@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from _thread import _local
 
-from ._api import checked_pid
-from ._backend import get_backend
+from . import checked_pid, get_backend
 from ._errors import ERROR_INVALID_PARAMETER, SessionIdError
 from ._kernel32_ffi import ffi
 

@@ -15,7 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sessionid_cffi as s
-from sessionid_cffi import _backend
 from sessionid_cffi._ffi_build import CDEF
 from sessionid_cffi.testing import ModelBackend
 
@@ -207,7 +206,7 @@ def test_env_var_accepts_nothing_but_builtin_names() -> None:
 
 def test_unsupported_platform_fails_at_query_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "sunos5")
-    monkeypatch.setattr(_backend, "_default", None)
+    monkeypatch.setattr(s, "_default", None)
     monkeypatch.delenv("SESSIONID_CFFI_BACKEND", raising=False)
     with pytest.raises(s.BackendUnavailableError, match="sunos5"):
         s.current_session_id()

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
-from .._backend import use_backend
+from .. import use_backend
 from ..emulation.model import ModelBackend
 
 

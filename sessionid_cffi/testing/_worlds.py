@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .._backend import get_backend
+from .. import get_backend
 from ..emulation.model import ModelBackend
 
 WINDOWS = sys.platform == "win32"

@@ -15,8 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import _raw
-from .._backend import BACKEND_ATTRIBUTES, use_backend
+from .. import BACKEND_ATTRIBUTES, _raw, use_backend
 from .._errors import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_PARAMETER,
