@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 
 from sessionid_cffi import SessionIdError, get_backend
 from sessionid_cffi.testing import ModelBackend
-from sessionid_cffi.testing._worlds import process_started_at, wait_until_gone
+from sessionid_cffi.testing._processes import (
+    describe_holders,
+    has_exited,
+    holders,
+    process_started_at,
+    wait_until_gone,
+)
 
 WINDOWS = sys.platform == "win32"
 LINUX = sys.platform.startswith("linux")
@@ -54,6 +60,7 @@ STATS: dict[str, int] = {
     "exited": 0,
     "reaped": 0,
     "queries": 0,
+    "held_elsewhere": 0,
 }
 
 #: Wall-clock seconds spent in tests that use forests.
@@ -168,6 +175,9 @@ class Proc:
     #: process_started_at() while it ran: tells it from a later process
     #: that reuses its PID.
     started_at: int | None = None
+    #: Set by close() when the process had exited and we had let it go, but
+    #: another process still held it (Windows): who, for the record.
+    held_by: str | None = None
 
     def still_exists(self) -> bool:
         """Whether this very process still exists (a newcomer on its PID does not count)."""
@@ -489,7 +499,12 @@ class RealForest(Forest):
             os.waitpid(proc.pid, 0)
         else:
             raise ForestError(f"{proc!r}: nobody can reap it")
-        wait_until_gone(proc.pid, proc.started_at)  # Wine frees the PID asynchronously
+        # Wine frees the PID asynchronously.
+        if not wait_until_gone(proc.pid, proc.started_at):
+            raise ForestError(
+                f"{proc!r} still exists 30 s after it was reaped: "
+                + describe_holders(holders(proc.pid, proc.started_at))
+            )
         proc.state = "gone"
         STATS["reaped"] += 1
 
@@ -552,9 +567,13 @@ class RealForest(Forest):
         alive = [p.pid for p in self.procs if p.state == "alive" and p.popen is None]
         for proc in self.procs:
             if proc.popen is not None:
-                if proc.popen.poll() is None:
+                # It exits by itself now that its socket is closed; killing it
+                # while it exits would race its own ExitProcess.
+                try:
+                    proc.popen.wait(timeout=10)
+                except subprocess.TimeoutExpired:
                     proc.popen.kill()
-                proc.popen.wait()
+                    proc.popen.wait()
                 proc.popen._handle.Close()  # type: ignore[attr-defined]  # let the PID go
         for pid in alive:
             # They exit on their own once their socket is closed; wait for it.
@@ -566,9 +585,21 @@ class RealForest(Forest):
                 _winapi.WaitForSingleObject(handle, 30_000)
             finally:
                 _winapi.CloseHandle(handle)
+        lingering = []
         for proc in self.procs:
-            wait_until_gone(proc.pid, proc.started_at)  # Wine frees PIDs asynchronously
+            # Wine frees PIDs asynchronously: about 0.5 s after the last handle.
+            if not wait_until_gone(proc.pid, proc.started_at, timeout=10):
+                lingering.append(proc)
             proc.state = "gone"
+        for proc in lingering:
+            # Ours to fix: a process still running, or a handle we hold. Not
+            # ours: a handle held by a process outside the forest (on real
+            # Windows, an antivirus; under Wine, its own service processes).
+            held = holders(proc.pid, proc.started_at)
+            if not has_exited(proc.pid, proc.started_at) or os.getpid() in held:
+                raise ForestError(f"{proc!r} still exists after close(): {describe_holders(held)}")
+            proc.held_by = describe_holders(held)
+            STATS["held_elsewhere"] += 1
 
 
 class SimForest(Forest):

@@ -9,97 +9,18 @@ an arbitrary backend lists, so rules that need to spawn are skipped there.
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from .. import get_backend
 from ..emulation.model import ModelBackend
+from ._processes import process_started_at, wait_until_gone
 
 WINDOWS = sys.platform == "win32"
-
-
-def process_started_at(pid: int) -> int | None:
-    """When the process that ``pid`` names now was started, or None if the
-    PID names no process that can be opened.
-
-    A PID and its start time together name one process for good, even after
-    the PID is reused. Windows: the creation time from ``GetProcessTimes``
-    (100 ns ticks); Linux: ``starttime`` of ``/proc/<pid>/stat`` (clock
-    ticks since boot).
-    """
-    if not WINDOWS:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as file:
-                stat = file.read()
-        except OSError:
-            return None
-        # comm may hold spaces and parentheses: the fields start after the last ")".
-        return int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22
-    import ctypes
-    from ctypes import wintypes
-
-    if not 0 <= pid <= 0xFFFFFFFF:
-        return None
-    kernel32 = _kernel32_for_times()
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return None
-    try:
-        times = [wintypes.FILETIME() for _ in range(4)]
-        if not kernel32.GetProcessTimes(handle, *(ctypes.byref(t) for t in times)):
-            return None
-        return (times[0].dwHighDateTime << 32) | times[0].dwLowDateTime
-    finally:
-        kernel32.CloseHandle(handle)
-
-
-@functools.cache
-def _kernel32_for_times() -> Any:
-    """kernel32 through ctypes, typed for process_started_at (the kit checks
-    the library against the OS, so it does not ask the library)."""
-    import ctypes
-    from ctypes import wintypes
-
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
-    kernel32.OpenProcess.restype = wintypes.HANDLE
-    kernel32.OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
-    kernel32.GetProcessTimes.argtypes = [wintypes.HANDLE] + [ctypes.POINTER(wintypes.FILETIME)] * 4
-    kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
-    return kernel32
-
-
-def wait_until_gone(pid: int, started_at: int | None, timeout: float = 30.0) -> None:
-    """Wait until ``pid`` no longer names the process started at ``started_at``
-    (from :func:`process_started_at` while it ran); None: until it names none.
-
-    Wine tears an exited process down asynchronously: after its last handle
-    is closed it stays openable for about half a second (measured here), so
-    a check that expects 87 must wait for that. The start time tells our
-    process from a newcomer that reused the PID meanwhile. Elsewhere a reaped
-    PID is gone at once and this returns immediately. Raises TimeoutError if
-    the process is still there after ``timeout`` seconds: someone else
-    holds a handle to it.
-    """
-    if not WINDOWS:
-        return
-    deadline = time.monotonic() + timeout
-    while True:
-        now = process_started_at(pid)
-        if now is None or (started_at is not None and now != started_at):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"PID {pid} still names the same process {timeout:g} s after its last "
-                "handle was closed: another process holds a handle to it"
-            )
-        time.sleep(0.02)
 
 
 # Linux's hard ceiling for PIDs (as in emulation.procfs, which is not imported
@@ -117,8 +38,11 @@ class Child:
         """Make it exit but keep it answerable (Linux: a zombie; Windows:
         its handle stays open)."""
 
-    def reap(self) -> None:
-        """Make it gone for good: its PID names nothing afterwards."""
+    def reap(self) -> bool:
+        """Make it gone for good. True if its PID names nothing afterwards;
+        False if the OS still keeps it (Windows: another process holds a
+        handle to it) or a new process already took the PID."""
+        return True
 
 
 class World:
@@ -169,12 +93,15 @@ class _LiveChild(Child):
             # Wait for the exit without reaping: the child stays a zombie.
             os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
 
-    def reap(self) -> None:
+    def reap(self) -> bool:
         self._process.kill()
         self._process.wait()
-        if WINDOWS:
-            self._process._handle.Close()  # type: ignore[attr-defined]
-            wait_until_gone(self.pid, self._started_at)
+        if not WINDOWS:
+            return not os.path.exists(f"/proc/{self.pid}")
+        if self._process._handle.closed:  # type: ignore[attr-defined]
+            return process_started_at(self.pid) is None  # reaped before
+        self._process._handle.Close()  # type: ignore[attr-defined]
+        return wait_until_gone(self.pid, self._started_at) and process_started_at(self.pid) is None
 
 
 class LiveWorld(World):
@@ -258,9 +185,10 @@ class ModelWorld(World):
             def exit(self) -> None:
                 model.exit(pid)
 
-            def reap(self) -> None:
+            def reap(self) -> bool:
                 if pid in model.processes():
                     model.reap(pid)
+                return True
 
         child = _ModelChild(pid)
         try:

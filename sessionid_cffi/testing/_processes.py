@@ -1,0 +1,255 @@
+"""Process identity for the kit's checks, asked of the OS without the library.
+
+A PID alone does not name a process for good: Windows (and Wine) reuse
+freed PIDs, and an exited Windows process lingers, still openable, while
+any process holds a handle to it. So the checks name a process by its PID
+*and* its start time, wait for it to be gone, and, when it lingers, can
+tell who holds it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from typing import Any
+
+WINDOWS = sys.platform == "win32"
+
+_QUERY_LIMITED = 0x1000  # PROCESS_QUERY_LIMITED_INFORMATION
+_DUP_HANDLE = 0x0040  # PROCESS_DUP_HANDLE
+_SYNCHRONIZE = 0x00100000
+
+
+def process_started_at(pid: int) -> int | None:
+    """When the process that ``pid`` names now was started, or None if the
+    PID names no process that can be opened.
+
+    A PID and its start time together name one process for good, even after
+    the PID is reused. Windows: the creation time from ``GetProcessTimes``
+    (100 ns ticks); Linux: ``starttime`` of ``/proc/<pid>/stat`` (clock
+    ticks since boot).
+    """
+    if not WINDOWS:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:
+            return None
+        # comm may hold spaces and parentheses: the fields start after the last ")".
+        return int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22
+    if not 0 <= pid <= 0xFFFFFFFF:
+        return None
+    kernel32 = _win32()[0]
+    handle = kernel32.OpenProcess(_QUERY_LIMITED, False, pid)
+    if not handle:
+        return None
+    try:
+        return _created(handle)
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def wait_until_gone(pid: int, started_at: int | None, timeout: float = 30.0) -> bool:
+    """Wait until ``pid`` no longer names the process started at ``started_at``
+    (from :func:`process_started_at` while it ran; None: until it names none).
+    True once it is gone (or a newcomer has its PID); False if it is still
+    there after ``timeout`` seconds, held by someone (see :func:`holders`).
+
+    Wine tears an exited process down asynchronously: after its last handle
+    is closed it stays openable for about half a second (measured here), so
+    a check that expects 87 must wait for that. Elsewhere a reaped PID is
+    gone at once and this returns True immediately.
+    """
+    if not WINDOWS:
+        return True
+    deadline = time.monotonic() + timeout
+    while True:
+        now = process_started_at(pid)
+        if now is None or (started_at is not None and now != started_at):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def has_exited(pid: int, started_at: int | None) -> bool:
+    """Whether the process is gone or has exited (Windows: its object is
+    signalled; Linux: it is a zombie or gone)."""
+    if not WINDOWS:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:
+            return True
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if started_at is not None and int(fields[19]) != started_at:
+            return True  # a newcomer on the PID
+        return fields[0] in (b"Z", b"X")
+    kernel32 = _win32()[0]
+    handle = kernel32.OpenProcess(_SYNCHRONIZE | _QUERY_LIMITED, False, pid)
+    if not handle:
+        return True
+    try:
+        if started_at is not None and _created(handle) != started_at:
+            return True
+        return bool(kernel32.WaitForSingleObject(handle, 0) == 0)  # WAIT_OBJECT_0
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def holders(pid: int, started_at: int | None) -> dict[int, str]:
+    """Windows: the processes that hold a handle to the process ``pid``
+    started at ``started_at``, as {PID: image name}; ``os.getpid()`` among
+    them means the caller itself holds it. Empty elsewhere, and where the
+    system's handle table cannot be read.
+
+    Read from ``NtQuerySystemInformation(SystemExtendedHandleInformation)``:
+    each process handle of another process is duplicated into this one and
+    asked for its PID and creation time.
+    """
+    if not WINDOWS:
+        return {}
+    import ctypes
+
+    kernel32, ntdll = _win32()
+    own = os.getpid()
+    probe = kernel32.OpenProcess(_QUERY_LIMITED, False, own)  # shows the Process type index
+    if not probe:
+        return {}
+    found: dict[int, str] = {}
+    owners: dict[int, Any] = {}
+    try:
+        entries = _system_handles(ntdll)
+        ours = (own, probe)
+        process_type = next(
+            (e.ObjectTypeIndex for e in entries if (e.UniqueProcessId, e.HandleValue) == ours),
+            None,
+        )
+        for entry in entries:
+            owner, value = entry.UniqueProcessId, entry.HandleValue
+            if entry.ObjectTypeIndex != process_type or (owner == own and value == probe):
+                continue
+            if owner == own:
+                target = value
+            else:
+                if owner not in owners:
+                    owners[owner] = kernel32.OpenProcess(_DUP_HANDLE | _QUERY_LIMITED, False, owner)
+                if not owners[owner]:
+                    continue
+                copy = ctypes.c_void_p()
+                if not kernel32.DuplicateHandle(
+                    owners[owner], value, kernel32.GetCurrentProcess(), ctypes.byref(copy),
+                    _QUERY_LIMITED, False, 0,
+                ):
+                    continue
+                target = copy.value
+            try:
+                same = started_at is None or _created(target) == started_at
+                if kernel32.GetProcessId(target) == pid and same:
+                    found[owner] = _image_name(None if owner == own else owners[owner])
+            finally:
+                if owner != own:
+                    kernel32.CloseHandle(target)
+    finally:
+        kernel32.CloseHandle(probe)
+        for handle in owners.values():
+            if handle:
+                kernel32.CloseHandle(handle)
+    return found
+
+
+def describe_holders(held: dict[int, str]) -> str:
+    """A phrase saying who keeps a process (from :func:`holders`), for messages."""
+    if not held:
+        return "no process holds a handle to it (the OS keeps it)"
+    return "held by " + ", ".join(f"PID {p} ({name})" for p, name in sorted(held.items()))
+
+
+def _created(handle: int) -> int | None:
+    import ctypes
+    from ctypes import wintypes
+
+    times = [wintypes.FILETIME() for _ in range(4)]
+    if not _win32()[0].GetProcessTimes(handle, *(ctypes.byref(t) for t in times)):
+        return None
+    return (times[0].dwHighDateTime << 32) | times[0].dwLowDateTime
+
+
+def _image_name(handle: int | None) -> str:
+    """The executable's file name of a process handle ("this process" for None)."""
+    import ctypes
+    from ctypes import wintypes
+
+    if handle is None:
+        return os.path.basename(sys.executable)
+    size = wintypes.DWORD(1024)
+    buffer = ctypes.create_unicode_buffer(size.value)
+    if not _win32()[0].QueryFullProcessImageNameW(handle, 0, buffer, ctypes.byref(size)):
+        return "?"
+    return buffer.value.rsplit("\\", 1)[-1]
+
+
+def _system_handles(ntdll: Any) -> list[Any]:
+    """Every handle of every process (SystemExtendedHandleInformation, 64)."""
+    import ctypes
+
+    class Entry(ctypes.Structure):
+        _fields_ = [
+            ("Object", ctypes.c_void_p),
+            ("UniqueProcessId", ctypes.c_size_t),
+            ("HandleValue", ctypes.c_size_t),
+            ("GrantedAccess", ctypes.c_uint32),
+            ("CreatorBackTraceIndex", ctypes.c_uint16),
+            ("ObjectTypeIndex", ctypes.c_uint16),
+            ("HandleAttributes", ctypes.c_uint32),
+            ("Reserved", ctypes.c_uint32),
+        ]
+
+    header = 2 * ctypes.sizeof(ctypes.c_size_t)  # NumberOfHandles, Reserved
+    size = 1 << 16
+    while True:
+        buffer = ctypes.create_string_buffer(size)
+        needed = ctypes.c_ulong()
+        status = ntdll.NtQuerySystemInformation(64, buffer, size, ctypes.byref(needed)) & 0xFFFFFFFF
+        if status == 0xC0000004 and size < 1 << 28:  # STATUS_INFO_LENGTH_MISMATCH
+            size = max(size * 2, needed.value + 4096)
+            continue
+        if status:
+            return []
+        count = ctypes.c_size_t.from_buffer(buffer).value
+        count = min(count, (size - header) // ctypes.sizeof(Entry))
+        return list((Entry * count).from_buffer(buffer, header))
+
+
+@functools.cache
+def _win32() -> tuple[Any, Any]:
+    """kernel32 and ntdll through ctypes, typed for this module (the kit
+    checks the library against the OS, so it does not ask the library)."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
+    kernel32.GetProcessTimes.argtypes = [wintypes.HANDLE] + [ctypes.POINTER(wintypes.FILETIME)] * 4
+    kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
+    kernel32.WaitForSingleObject.argtypes = [wintypes.HANDLE, wintypes.DWORD]
+    kernel32.WaitForSingleObject.restype = wintypes.DWORD
+    kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+    kernel32.DuplicateHandle.argtypes = [
+        wintypes.HANDLE, wintypes.HANDLE, wintypes.HANDLE, ctypes.POINTER(ctypes.c_void_p),
+        wintypes.DWORD, wintypes.BOOL, wintypes.DWORD,
+    ]
+    kernel32.GetProcessId.argtypes = [wintypes.HANDLE]
+    kernel32.GetProcessId.restype = wintypes.DWORD
+    kernel32.QueryFullProcessImageNameW.argtypes = [
+        wintypes.HANDLE, wintypes.DWORD, wintypes.LPWSTR, ctypes.POINTER(wintypes.DWORD),
+    ]
+    ntdll = ctypes.WinDLL("ntdll")  # type: ignore[attr-defined,unused-ignore]
+    ntdll.NtQuerySystemInformation.argtypes = [
+        wintypes.ULONG, ctypes.c_void_p, wintypes.ULONG, ctypes.POINTER(wintypes.ULONG),
+    ]
+    ntdll.NtQuerySystemInformation.restype = ctypes.c_long
+    return kernel32, ntdll
