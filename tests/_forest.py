@@ -384,6 +384,9 @@ class RealForest(Forest):
     """A forest of real agent processes (see the module docstring)."""
 
     real = True
+    #: Windows: seconds close() waits for a released process to be gone
+    #: before it asks who keeps it.
+    release_timeout = 10.0
 
     def __init__(self) -> None:
         super().__init__()
@@ -588,7 +591,7 @@ class RealForest(Forest):
         lingering = []
         for proc in self.procs:
             # Wine frees PIDs asynchronously: about 0.5 s after the last handle.
-            if not wait_until_gone(proc.pid, proc.started_at, timeout=10):
+            if not wait_until_gone(proc.pid, proc.started_at, timeout=self.release_timeout):
                 lingering.append(proc)
             proc.state = "gone"
         for proc in lingering:

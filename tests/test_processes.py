@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from _forest import RealForest
+from _forest import ForestError, RealForest
 
 from sessionid_cffi.testing._processes import (
     describe_holders,
@@ -105,6 +105,32 @@ def test_holders_names_another_process_that_keeps_an_exited_one() -> None:
         forest.close()
 
 
+@windows_only
+def test_a_thread_handle_holds_its_process() -> None:
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32")  # type: ignore[attr-defined,unused-ignore]
+    kernel32.OpenThread.restype = wintypes.HANDLE
+    kernel32.OpenThread.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
+    kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
+    forest = RealForest()
+    try:
+        root = forest.spawn(None)
+        child = forest.spawn(root)  # root's Popen holds the child's process handle
+        tid = forest.add_thread(child)
+        assert set(holders(child.pid, child.started_at)) == {root.pid}
+        thread = kernel32.OpenThread(0x0800, False, tid)  # THREAD_QUERY_LIMITED_INFORMATION
+        assert thread
+        try:
+            assert set(holders(child.pid, child.started_at)) == {root.pid, os.getpid()}
+        finally:
+            kernel32.CloseHandle(thread)
+        assert set(holders(child.pid, child.started_at)) == {root.pid}
+    finally:
+        forest.close()
+
+
 def test_nothing_is_named_as_a_holder_of_a_gone_process(child: subprocess.Popen[bytes]) -> None:
     started_at = process_started_at(child.pid)
     child.kill()
@@ -112,3 +138,50 @@ def test_nothing_is_named_as_a_holder_of_a_gone_process(child: subprocess.Popen[
     assert wait_until_gone(child.pid, started_at)
     assert holders(child.pid, started_at) == {}
     assert describe_holders({}) == "no process holds a handle to it (the OS keeps it)"
+
+
+# Holds a handle to the process whose PID it is given until its stdin closes.
+KEEPER = (
+    "import ctypes, sys\n"
+    "handle = ctypes.WinDLL('kernel32').OpenProcess(0x1000, False, int(sys.argv[1]))\n"
+    "print('holding' if handle else 'failed', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+@windows_only
+def test_close_records_a_process_that_another_program_keeps() -> None:
+    forest = RealForest()
+    forest.release_timeout = 2
+    root = forest.spawn(None)
+    keeper = subprocess.Popen(
+        [sys.executable, "-c", KEEPER, str(root.pid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert keeper.stdout is not None
+        assert keeper.stdout.readline().strip() == b"holding"
+        forest.close()  # the keeper is not ours to fix: recorded, no failure
+        assert root.held_by == f"held by PID {keeper.pid} (python.exe)"
+        assert root.still_exists()
+        assert has_exited(root.pid, root.started_at)
+    finally:
+        keeper.communicate(b"")
+    assert wait_until_gone(root.pid, root.started_at)  # let go: gone
+
+
+@windows_only
+def test_close_fails_while_the_test_process_holds_a_forest_process() -> None:
+    import _winapi
+
+    forest = RealForest()
+    forest.release_timeout = 2
+    root = forest.spawn(None)
+    handle = _winapi.OpenProcess(0x1000, False, root.pid)  # a leak of ours
+    try:
+        with pytest.raises(ForestError, match=f"still exists after close.*PID {os.getpid()} "):
+            forest.close()
+    finally:
+        _winapi.CloseHandle(handle)
+    assert wait_until_gone(root.pid, root.started_at)

@@ -20,6 +20,7 @@ WINDOWS = sys.platform == "win32"
 _QUERY_LIMITED = 0x1000  # PROCESS_QUERY_LIMITED_INFORMATION
 _DUP_HANDLE = 0x0040  # PROCESS_DUP_HANDLE
 _SYNCHRONIZE = 0x00100000
+_THREAD_QUERY_LIMITED = 0x0800  # THREAD_QUERY_LIMITED_INFORMATION
 
 
 def process_started_at(pid: int) -> int | None:
@@ -101,13 +102,14 @@ def has_exited(pid: int, started_at: int | None) -> bool:
 
 def holders(pid: int, started_at: int | None) -> dict[int, str]:
     """Windows: the processes that hold a handle to the process ``pid``
-    started at ``started_at``, as {PID: image name}; ``os.getpid()`` among
-    them means the caller itself holds it. Empty elsewhere, and where the
-    system's handle table cannot be read.
+    started at ``started_at``, or to one of its threads (a thread keeps its
+    process), as {PID: image name}; ``os.getpid()`` among them means the
+    caller itself holds it. The process's own handles are left out. Empty
+    elsewhere, and where the system's handle table cannot be read.
 
     Read from ``NtQuerySystemInformation(SystemExtendedHandleInformation)``:
-    each process handle of another process is duplicated into this one and
-    asked for its PID and creation time.
+    each process or thread handle of another process is duplicated into
+    this one and asked which process it belongs to.
     """
     if not WINDOWS:
         return {}
@@ -115,21 +117,25 @@ def holders(pid: int, started_at: int | None) -> dict[int, str]:
 
     kernel32, ntdll = _win32()
     own = os.getpid()
-    probe = kernel32.OpenProcess(_QUERY_LIMITED, False, own)  # shows the Process type index
-    if not probe:
-        return {}
+    # Handles of known types: they show the Process and Thread type indexes.
+    probes = {
+        kernel32.OpenProcess(_QUERY_LIMITED, False, own): "process",
+        kernel32.OpenThread(_THREAD_QUERY_LIMITED, False, kernel32.GetCurrentThreadId()): "thread",
+    }
     found: dict[int, str] = {}
     owners: dict[int, Any] = {}
     try:
         entries = _system_handles(ntdll)
-        ours = (own, probe)
-        process_type = next(
-            (e.ObjectTypeIndex for e in entries if (e.UniqueProcessId, e.HandleValue) == ours),
-            None,
-        )
+        kinds = {
+            e.ObjectTypeIndex: probes[e.HandleValue]
+            for e in entries
+            if e.UniqueProcessId == own and e.HandleValue in probes
+        }
         for entry in entries:
             owner, value = entry.UniqueProcessId, entry.HandleValue
-            if entry.ObjectTypeIndex != process_type or (owner == own and value == probe):
+            kind = kinds.get(entry.ObjectTypeIndex)
+            # A process's handles to itself and its own threads die with it.
+            if kind is None or owner == pid or (owner == own and value in probes):
                 continue
             if owner == own:
                 target = value
@@ -139,22 +145,27 @@ def holders(pid: int, started_at: int | None) -> dict[int, str]:
                 if not owners[owner]:
                     continue
                 copy = ctypes.c_void_p()
+                access = _QUERY_LIMITED if kind == "process" else _THREAD_QUERY_LIMITED
                 if not kernel32.DuplicateHandle(
                     owners[owner], value, kernel32.GetCurrentProcess(), ctypes.byref(copy),
-                    _QUERY_LIMITED, False, 0,
+                    access, False, 0,
                 ):
                     continue
                 target = copy.value
             try:
-                same = started_at is None or _created(target) == started_at
-                if kernel32.GetProcessId(target) == pid and same:
+                if kind == "thread":
+                    same = kernel32.GetProcessIdOfThread(target) == pid
+                else:
+                    same = kernel32.GetProcessId(target) == pid and (
+                        started_at is None or _created(target) == started_at
+                    )
+                if same:
                     found[owner] = _image_name(None if owner == own else owners[owner])
             finally:
                 if owner != own:
                     kernel32.CloseHandle(target)
     finally:
-        kernel32.CloseHandle(probe)
-        for handle in owners.values():
+        for handle in [*probes, *owners.values()]:
             if handle:
                 kernel32.CloseHandle(handle)
     return found
@@ -244,6 +255,10 @@ def _win32() -> tuple[Any, Any]:
     ]
     kernel32.GetProcessId.argtypes = [wintypes.HANDLE]
     kernel32.GetProcessId.restype = wintypes.DWORD
+    kernel32.GetProcessIdOfThread.argtypes = [wintypes.HANDLE]
+    kernel32.GetProcessIdOfThread.restype = wintypes.DWORD
+    kernel32.OpenThread.restype = wintypes.HANDLE
+    kernel32.OpenThread.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
     kernel32.QueryFullProcessImageNameW.argtypes = [
         wintypes.HANDLE, wintypes.DWORD, wintypes.LPWSTR, ctypes.POINTER(wintypes.DWORD),
     ]
