@@ -38,6 +38,7 @@ from sessionid_cffi.testing._processes import (
     has_exited,
     holders,
     process_started_at,
+    start_process,
     wait_until_gone,
 )
 
@@ -102,11 +103,17 @@ for line in reader:
     op = command["op"]
     try:
         if op == "spawn":
-            child = subprocess.Popen(
-                [sys.executable, "-S", "-c", os.environ["SESSIONID_FOREST_BOOT"],
-                 host, str(port), command["node"]],
-                stdin=subprocess.DEVNULL,
-            )
+            for attempt in (1, 2, 3):  # as sessionid_cffi.testing._processes.start_process
+                try:
+                    child = subprocess.Popen(
+                        [sys.executable, "-S", "-c", os.environ["SESSIONID_FOREST_BOOT"],
+                         host, str(port), command["node"]],
+                        stdin=subprocess.DEVNULL,
+                    )
+                    break
+                except OSError as err:
+                    if getattr(err, "winerror", None) != 1359 or attempt == 3:
+                        raise
             children[child.pid] = child
             send(pid=child.pid)
         elif op == "login":
@@ -426,7 +433,7 @@ class RealForest(Forest):
         node = self._name()
         popen = None
         if parent is None:
-            popen = subprocess.Popen(
+            popen = start_process(
                 [sys.executable, "-S", "-c", BOOT, "127.0.0.1", str(self._port), node],
                 stdin=subprocess.DEVNULL,
                 env=self._env,

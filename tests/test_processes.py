@@ -18,6 +18,7 @@ from sessionid_cffi.testing._processes import (
     has_exited,
     holders,
     process_started_at,
+    start_process,
     wait_until_gone,
 )
 
@@ -27,7 +28,7 @@ windows_only = pytest.mark.skipif(not WINDOWS, reason="process handles are Windo
 
 @pytest.fixture
 def child() -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
+    process = start_process(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
     )
     try:
@@ -185,3 +186,41 @@ def test_close_fails_while_the_test_process_holds_a_forest_process() -> None:
     finally:
         _winapi.CloseHandle(handle)
     assert wait_until_gone(root.pid, root.started_at)
+
+
+def test_start_process_gives_other_errors_at_once() -> None:
+    with pytest.raises(FileNotFoundError):
+        start_process([os.path.join(os.getcwd(), "no-such-program")])
+
+
+def test_start_process_tries_again_when_the_os_fails_to_start_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A stand-in for Popen: Wine's rare failure (WinError 1359) cannot be
+    # caused on purpose, so it is raised here the way CreateProcess gives it.
+    attempts: list[list[str]] = []
+
+    def flaky_popen(command: list[str], **options: object) -> str:
+        attempts.append(command)
+        if len(attempts) < 3:
+            err = OSError(22, "Internal error")
+            err.winerror = 1359  # type: ignore[attr-defined]
+            raise err
+        return "started"
+
+    monkeypatch.setattr(subprocess, "Popen", flaky_popen)
+    assert start_process(["prog"]) == "started"
+    assert len(attempts) == 3
+    attempts.clear()
+
+    def failing_popen(command: list[str], **options: object) -> str:
+        attempts.append(command)
+        err = OSError(22, "Internal error")
+        err.winerror = 1359  # type: ignore[attr-defined]
+        raise err
+
+    monkeypatch.setattr(subprocess, "Popen", failing_popen)
+    with pytest.raises(OSError, match="Internal error") as raised:
+        start_process(["prog"])
+    assert raised.value.winerror == 1359  # type: ignore[attr-defined]
+    assert len(attempts) == 3  # gave up after three

@@ -22,6 +22,7 @@ from sessionid_cffi.testing._processes import (
     describe_holders,
     holders,
     process_started_at,
+    start_process,
     wait_until_gone,
 )
 
@@ -52,7 +53,7 @@ def our_answer(pid: int) -> int | tuple[str, int]:
 
 @pytest.fixture
 def child() -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
+    process = start_process(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
     )
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import sys
 import time
 from typing import Any
@@ -21,6 +22,27 @@ _QUERY_LIMITED = 0x1000  # PROCESS_QUERY_LIMITED_INFORMATION
 _DUP_HANDLE = 0x0040  # PROCESS_DUP_HANDLE
 _SYNCHRONIZE = 0x00100000
 _THREAD_QUERY_LIMITED = 0x0800  # THREAD_QUERY_LIMITED_INFORMATION
+
+
+#: Win32 ERROR_INTERNAL_ERROR: what CreateProcess gives under Wine when the
+#: new process dies before it is initialised.
+_START_FAILED = 1359
+
+
+def start_process(command: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen(command, **options)``, tried up to three times when
+    the OS fails to start the process (Win32 error 1359). Wine does that,
+    rarely (once in about ten local runs of the Windows lane): not a finding
+    about the code under test, so the check starts the process again.
+    """
+    for attempt in (1, 2, 3):
+        try:
+            return subprocess.Popen(command, **options)
+        except OSError as err:
+            if getattr(err, "winerror", None) != _START_FAILED or attempt == 3:
+                raise
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
 
 
 def process_started_at(pid: int) -> int | None:

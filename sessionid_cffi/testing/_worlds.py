@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from .. import get_backend
 from ..emulation.model import ModelBackend
-from ._processes import process_started_at, wait_until_gone
+from ._processes import process_started_at, start_process, wait_until_gone
 
 WINDOWS = sys.platform == "win32"
 
@@ -81,7 +81,7 @@ class _LiveChild(Child):
         command = [sys.executable, "-c", "import time; time.sleep(300)"]
         if not WINDOWS and os.path.exists("/bin/sleep"):
             command = ["/bin/sleep", "300"]
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        self._process = start_process(command, stdin=subprocess.DEVNULL)
         super().__init__(self._process.pid)
         self._started_at = process_started_at(self.pid) if WINDOWS else None
 
