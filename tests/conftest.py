@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from sessionid_cffi import get_backend
 from sessionid_cffi.testing import ModelBackend
+from sessionid_cffi.testing._processes import start_process
 from sessionid_cffi.testing._worlds import LiveWorld, World, world_for
 
 LINUX = sys.platform.startswith("linux")
@@ -59,6 +60,19 @@ def backend(request: pytest.FixtureRequest) -> object:
 @pytest.fixture
 def world(backend: object) -> World:
     return world_for(backend)
+
+
+@pytest.fixture
+def child() -> Iterator[subprocess.Popen[bytes]]:
+    """A running Python child that waits for its stdin; killed afterwards."""
+    process = start_process(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from _forest import ForestError, RealForest
@@ -24,18 +23,6 @@ from sessionid_cffi.testing._processes import (
 
 WINDOWS = sys.platform == "win32"
 windows_only = pytest.mark.skipif(not WINDOWS, reason="process handles are Windows-only")
-
-
-@pytest.fixture
-def child() -> Iterator[subprocess.Popen[bytes]]:
-    process = start_process(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
-    )
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 def exit_without_reaping(process: subprocess.Popen[bytes]) -> None:
@@ -200,12 +187,15 @@ def test_start_process_tries_again_when_the_os_fails_to_start_it(
     # caused on purpose, so it is raised here the way CreateProcess gives it.
     attempts: list[list[str]] = []
 
+    def start_failure() -> OSError:
+        err = OSError(22, "Internal error")
+        err.winerror = 1359  # type: ignore[attr-defined]
+        return err
+
     def flaky_popen(command: list[str], **options: object) -> str:
         attempts.append(command)
         if len(attempts) < 3:
-            err = OSError(22, "Internal error")
-            err.winerror = 1359  # type: ignore[attr-defined]
-            raise err
+            raise start_failure()
         return "started"
 
     monkeypatch.setattr(subprocess, "Popen", flaky_popen)
@@ -215,9 +205,7 @@ def test_start_process_tries_again_when_the_os_fails_to_start_it(
 
     def failing_popen(command: list[str], **options: object) -> str:
         attempts.append(command)
-        err = OSError(22, "Internal error")
-        err.winerror = 1359  # type: ignore[attr-defined]
-        raise err
+        raise start_failure()
 
     monkeypatch.setattr(subprocess, "Popen", failing_popen)
     with pytest.raises(OSError, match="Internal error") as raised:

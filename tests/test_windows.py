@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -22,7 +21,6 @@ from sessionid_cffi.testing._processes import (
     describe_holders,
     holders,
     process_started_at,
-    start_process,
     wait_until_gone,
 )
 
@@ -49,18 +47,6 @@ def our_answer(pid: int) -> int | tuple[str, int]:
         return s.process_id_to_session_id(pid)
     except s.SessionIdError as err:
         return ("error", err.winerror)
-
-
-@pytest.fixture
-def child() -> Iterator[subprocess.Popen[bytes]]:
-    process = start_process(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
-    )
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_backend_is_kernel32() -> None:

@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 WINDOWS = sys.platform == "win32"
@@ -55,23 +57,10 @@ def process_started_at(pid: int) -> int | None:
     ticks since boot).
     """
     if not WINDOWS:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as file:
-                stat = file.read()
-        except OSError:
-            return None
-        # comm may hold spaces and parentheses: the fields start after the last ")".
-        return int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22
-    if not 0 <= pid <= 0xFFFFFFFF:
-        return None
-    kernel32 = _win32()[0]
-    handle = kernel32.OpenProcess(_QUERY_LIMITED, False, pid)
-    if not handle:
-        return None
-    try:
-        return _created(handle)
-    finally:
-        kernel32.CloseHandle(handle)
+        fields = _stat_fields(pid)
+        return None if fields is None else int(fields[19])  # field 22, starttime
+    with _opened(pid, _QUERY_LIMITED) as handle:
+        return None if handle is None else _created(handle)
 
 
 def wait_until_gone(pid: int, started_at: int | None, timeout: float = 30.0) -> bool:
@@ -101,25 +90,18 @@ def has_exited(pid: int, started_at: int | None) -> bool:
     """Whether the process is gone or has exited (Windows: its object is
     signalled; Linux: it is a zombie or gone)."""
     if not WINDOWS:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as file:
-                stat = file.read()
-        except OSError:
+        fields = _stat_fields(pid)
+        if fields is None:
             return True
-        fields = stat[stat.rindex(b")") + 2 :].split()
         if started_at is not None and int(fields[19]) != started_at:
             return True  # a newcomer on the PID
         return fields[0] in (b"Z", b"X")
-    kernel32 = _win32()[0]
-    handle = kernel32.OpenProcess(_SYNCHRONIZE | _QUERY_LIMITED, False, pid)
-    if not handle:
-        return True
-    try:
+    with _opened(pid, _SYNCHRONIZE | _QUERY_LIMITED) as handle:
+        if handle is None:
+            return True
         if started_at is not None and _created(handle) != started_at:
             return True
-        return bool(kernel32.WaitForSingleObject(handle, 0) == 0)  # WAIT_OBJECT_0
-    finally:
-        kernel32.CloseHandle(handle)
+        return bool(_win32()[0].WaitForSingleObject(handle, 0) == 0)  # WAIT_OBJECT_0
 
 
 def holders(pid: int, started_at: int | None) -> dict[int, str]:
@@ -198,6 +180,31 @@ def describe_holders(held: dict[int, str]) -> str:
     if not held:
         return "no process holds a handle to it (the OS keeps it)"
     return "held by " + ", ".join(f"PID {p} ({name})" for p, name in sorted(held.items()))
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """Linux: the fields of ``/proc/<pid>/stat`` from the state (field 3)
+    on, or None if the PID names no process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except OSError:
+        return None
+    # comm may hold spaces and parentheses: the fields start after the last ")".
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+@contextmanager
+def _opened(pid: int, access: int) -> Iterator[int | None]:
+    """Windows: a handle to process ``pid`` with ``access``, closed on exit;
+    None if it cannot be opened."""
+    kernel32 = _win32()[0]
+    handle = kernel32.OpenProcess(access, False, pid) if 0 <= pid <= 0xFFFFFFFF else None
+    try:
+        yield handle or None
+    finally:
+        if handle:
+            kernel32.CloseHandle(handle)
 
 
 def _created(handle: int) -> int | None:
