@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from sessionid_cffi.emulation.procfs import AUDIT_UNSET, PID_MAX_LIMIT, ProcfsBackend
 
 import sessionid_cffi as s
-from sessionid_cffi.emulation.procfs import AUDIT_UNSET, PID_MAX_LIMIT, ProcfsBackend
 
 from conftest import IS_ROOT, LINUX, Login, needs_root
 
