@@ -14,7 +14,7 @@ module costs ~0.15 ms to import in a fresh interpreter, and importing the
 package plus one query has a budget of 15 % of a bare interpreter start);
 ``_errors`` the exceptions every backend raises; ``_interface`` the
 ``Backend`` protocol; the backends are ``_kernel32`` (Windows, with the raw
-binding in ``_raw``) and ``emulation.procfs`` / ``emulation.model``.
+binding in ``lowlevel``) and ``emulation.procfs`` / ``emulation.model``.
 """
 
 import os
@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import TracebackType
 
+    from ._generated_ffi import ffi
     from ._interface import Backend
-    from ._kernel32_ffi import ffi
-    from ._raw import GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
+    from .lowlevel import GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
 
 
 # -- choosing the backend: once, lazily, and swappable for tests ----------
@@ -400,10 +400,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "ffi": "._kernel32_ffi",
-    "GetLastError": "._raw",
-    "ProcessIdToSessionId": "._raw",
-    "WTSGetActiveConsoleSessionId": "._raw",
+    "ffi": "._generated_ffi",
+    "GetLastError": ".lowlevel",
+    "ProcessIdToSessionId": ".lowlevel",
+    "WTSGetActiveConsoleSessionId": ".lowlevel",
     "Backend": "._interface",
 }
 

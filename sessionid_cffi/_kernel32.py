@@ -17,7 +17,7 @@ from ._errors import (
     answers_for,
     not_found,
 )
-from ._kernel32_ffi import ffi
+from ._generated_ffi import ffi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import sessionid_cffi as s
-from sessionid_cffi import SessionIdError, _raw, ffi, get_backend, use_backend
+from sessionid_cffi import SessionIdError, ffi, get_backend, lowlevel, use_backend
 from sessionid_cffi.testing import ModelBackend
 
 from conftest import LINUX
@@ -184,7 +184,7 @@ def _thread_work(
     """Mixed calls; after each one the thread's last error must be what its
     own history says: a failing raw call sets it, anything else leaves it."""
     out = ffi.new("DWORD *")
-    _raw._last.error = 1000 + index  # a value no call sets: a bleed shows at once
+    lowlevel._last.error = 1000 + index  # a value no call sets: a bleed shows at once
     expected = 1000 + index
     steps = [
         ("raw", pids["own"], None),
@@ -218,7 +218,7 @@ def _thread_work(
                               f"expected {expected}")
                 return
             if i % 1000 == 999 and index % 2:  # now and then, reset to its own value
-                _raw._last.error = expected = 1000 + index
+                lowlevel._last.error = expected = 1000 + index
     except BaseException as err:  # pragma: no cover - reported below
         errors.append(f"thread {index}: {type(err).__name__}: {err}")
 

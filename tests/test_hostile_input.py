@@ -41,8 +41,8 @@ from sessionid_cffi import (
     AccessDeniedError,
     ProcessNotFoundError,
     SessionIdError,
-    _raw,
     ffi,
+    lowlevel,
     use_backend,
 )
 from sessionid_cffi._cli import main as cli_main
@@ -426,7 +426,7 @@ def test_raw_process_id_to_session_id_takes_anything(
     kind, make = out_kind
     out = make()
     expected = expected_pid(value)
-    _raw._last.error = before  # a known last error to see what the call leaves
+    lowlevel._last.error = before  # a known last error to see what the call leaves
     with no_fd_leak():
         got = outcome(lambda: s.ProcessIdToSessionId(value, out))  # type: ignore[arg-type]
     error = s.GetLastError()
@@ -470,7 +470,7 @@ def test_a_null_like_pointer_never_receives_an_answer(
     # With a PID that answers, so that a pointer let through would be written
     # to: ffi.cast("DWORD *", -1) once crashed the interpreter here.
     out = make()
-    _raw._last.error = 0
+    lowlevel._last.error = 0
     assert s.ProcessIdToSessionId(os.getpid(), out) == 0  # type: ignore[arg-type]
     assert s.GetLastError() == 87
 

@@ -32,7 +32,7 @@ option = sys.argv[1]
 import sessionid_cffi as s
 from sessionid_cffi import SessionIdError, ffi, use_backend
 from sessionid_cffi.emulation.procfs import ProcfsBackend
-import sessionid_cffi._raw  # everything imported while still root
+import sessionid_cffi.lowlevel  # everything imported while still root
 
 mount = tempfile.mkdtemp(prefix="procmount-")
 os.chmod(mount, 0o755)

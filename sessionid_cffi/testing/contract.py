@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import BACKEND_ATTRIBUTES, _raw, use_backend
+from .. import BACKEND_ATTRIBUTES, lowlevel, use_backend
 from .._errors import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_PARAMETER,
@@ -23,8 +23,8 @@ from .._errors import (
     ProcessNotFoundError,
     SessionIdError,
 )
+from .._generated_ffi import ffi
 from .._interface import Backend
-from .._kernel32_ffi import ffi
 from ._worlds import World, world_for
 
 DWORD_MAX = 0xFFFFFFFF
@@ -84,8 +84,8 @@ def _raw_call(backend: Backend, pid: int) -> tuple[int, int, int]:
     """(BOOL, last error, value left in the out-pointer) of the raw call."""
     out = ffi.new("DWORD *", UNTOUCHED)
     with use_backend(backend):
-        ok = _raw.ProcessIdToSessionId(pid, out)
-        return ok, _raw.GetLastError(), int(out[0])
+        ok = lowlevel.ProcessIdToSessionId(pid, out)
+        return ok, lowlevel.GetLastError(), int(out[0])
 
 
 def c1_self(backend: Backend, world: World) -> None:
@@ -215,8 +215,8 @@ def c8_bad_input(backend: Backend, world: World) -> None:
                     f"expected {expected.__name__}"
                 ) from err
             raise ContractViolation(f"C8: process_id_to_session_id({value!r}) did not raise")
-        ok = _raw.ProcessIdToSessionId(world.self_pid(), ffi.NULL)
-        if (ok, _raw.GetLastError()) != (0, ERROR_INVALID_PARAMETER):
+        ok = lowlevel.ProcessIdToSessionId(world.self_pid(), ffi.NULL)
+        if (ok, lowlevel.GetLastError()) != (0, ERROR_INVALID_PARAMETER):
             raise ContractViolation(f"C8: raw call with a NULL out-pointer gave BOOL {ok}")
 
 
@@ -226,11 +226,11 @@ def c9_last_error_per_thread(backend: Backend, world: World) -> None:
     seen: list[int] = []
     out = ffi.new("DWORD *")
     with use_backend(backend):
-        _raw.ProcessIdToSessionId(missing, out)  # sets 87 in this thread
-        thread = threading.Thread(target=lambda: seen.append(_raw.GetLastError()))
+        lowlevel.ProcessIdToSessionId(missing, out)  # sets 87 in this thread
+        thread = threading.Thread(target=lambda: seen.append(lowlevel.GetLastError()))
         thread.start()
         thread.join()
-        mine = _raw.GetLastError()
+        mine = lowlevel.GetLastError()
     if seen != [0] or mine != ERROR_INVALID_PARAMETER:
         raise ContractViolation(
             f"C9: after a failing call here, another thread read last error {seen} "

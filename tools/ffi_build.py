@@ -1,10 +1,14 @@
-"""Generates ``_kernel32_ffi.py``, the out-of-line ABI-mode cffi module.
+"""Generates ``sessionid_cffi/_generated_ffi.py``, the out-of-line ABI-mode cffi module.
+
+A build tool, kept out of the package and its wheel: the runtime needs only
+the module it writes.
 
 Out-of-line ABI mode parses this cdef once, here, and writes a small
 pure-Python module that needs only ``_cffi_backend`` at run time: importing
 the package never pays for cffi's C parser, and installing needs no
-compiler. Run ``python -m sessionid_cffi._ffi_build`` after editing CDEF;
-``--check`` fails if the committed module differs (CI runs it).
+compiler. Run ``python tools/ffi_build.py`` after editing CDEF; ``--check``
+(``tox -e lint``) fails if the committed module differs. The output depends
+on cffi's version, so both run with the version pinned in GENERATED_WITH.
 
 The prototypes are Microsoft's, letter for letter. DWORD is declared as
 ``unsigned int`` because cffi predefines DWORD only on Windows and
@@ -52,7 +56,9 @@ BOOL WINAPI WTSQuerySessionInformationW(HANDLE hServer, DWORD SessionId,
 void WINAPI WTSFreeMemory(PVOID pMemory);
 """
 
-MODULE = Path(__file__).with_name("_kernel32_ffi.py")
+MODULE = Path(__file__).resolve().parent.parent / "sessionid_cffi" / "_generated_ffi.py"
+# The cffi that wrote the committed module; tox's lint env installs exactly it.
+GENERATED_WITH = "2.1.1"
 
 
 def generate(target: Path) -> None:
@@ -60,11 +66,20 @@ def generate(target: Path) -> None:
 
     ffibuilder = cffi.FFI()
     ffibuilder.cdef(CDEF)
-    ffibuilder.set_source("sessionid_cffi._kernel32_ffi", None)
+    ffibuilder.set_source("sessionid_cffi._generated_ffi", None)
     ffibuilder.emit_python_code(str(target))
 
 
 def main(argv: list[str]) -> int:
+    import cffi
+
+    if cffi.__version__ != GENERATED_WITH:
+        print(
+            f"cffi {cffi.__version__} is installed, the module is generated with "
+            f"cffi {GENERATED_WITH}: pip install cffi=={GENERATED_WITH} (or tox -e lint)",
+            file=sys.stderr,
+        )
+        return 2
     if argv[1:] == ["--check"]:
         import tempfile
 
@@ -72,7 +87,7 @@ def main(argv: list[str]) -> int:
             fresh = Path(tmp, MODULE.name)
             generate(fresh)
             if fresh.read_bytes() != MODULE.read_bytes():
-                stale = f"{MODULE} is stale: run python -m sessionid_cffi._ffi_build"
+                stale = f"{MODULE} is stale: run python tools/ffi_build.py"
                 print(stale, file=sys.stderr)
                 return 1
         print(f"{MODULE.name} matches CDEF")

@@ -17,7 +17,7 @@ from _thread import _local
 
 from . import checked_pid, get_backend
 from ._errors import ERROR_INVALID_PARAMETER, SessionIdError
-from ._kernel32_ffi import ffi
+from ._generated_ffi import ffi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
