@@ -60,16 +60,16 @@ class ModelBackend:
         for pid, session in dict(table or {}).items():
             self._check_new_pid(_check_dword(pid, "PID"))
             self._table[pid] = _check_dword(session, f"session of PID {pid}")
-        self._threads = {_check_dword(tid, "thread id") for tid in threads}
+        self._threads: set[int] = set()
+        for tid in threads:
+            self._check_new_thread(_check_dword(tid, "thread id"))
+            self._threads.add(tid)
         self.zombies = {_check_dword(pid, "zombie PID") for pid in zombies}
         self.denied = {_check_dword(pid, "denied PID") for pid in denied}
         for what, pids in (("zombies", self.zombies), ("denied", self.denied)):
             stray = pids - self._table.keys()
             if stray:
                 raise ValueError(f"{what} must be PIDs of the table; not in it: {sorted(stray)}")
-        clash = self._threads & self._table.keys()
-        if clash:
-            raise ValueError(f"thread ids cannot also be PIDs: {sorted(clash)}")
         self.console_session = (
             None if console_session is None else _check_dword(console_session, "console_session")
         )
@@ -84,6 +84,29 @@ class ModelBackend:
             raise ValueError("PID 0 never names a process (Windows: idle; Linux: the idle task)")
         if self.aliasing and pid & 3:
             raise ValueError(f"with aliasing=True PIDs are multiples of 4, got {pid}")
+
+    def _check_new_thread(self, tid: int) -> None:
+        if self.aliasing and tid & 3:
+            # Windows hands out thread and process ids from one pool, all
+            # multiples of 4: tid+1..+3 alias the thread, never a process.
+            raise ValueError(f"with aliasing=True thread ids are multiples of 4, got {tid}")
+        if tid in self._table:
+            raise ValueError(f"thread id {tid} is already a PID of the table")
+
+    def __copy__(self) -> ModelBackend:
+        """An independent model with the same table (``check_contract``
+        changes a copy, never a model that code may be using)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        with self._lock:
+            clone._table = dict(self._table)
+            clone._threads = set(self._threads)
+            clone.zombies = set(self.zombies)
+            clone.denied = set(self.denied)
+        clone.users = dict(self.users)
+        clone.commands = dict(self.commands)
+        clone._lock = allocate_lock()
+        return clone
 
     # -- the contract ---------------------------------------------------
     def session_id(self, pid: int) -> int:
@@ -163,9 +186,7 @@ class ModelBackend:
     def add_thread(self, tid: int) -> None:
         """A thread ``tid`` started in some process: its id is not a process id (87)."""
         with self._lock:
-            _check_dword(tid, "thread id")
-            if tid in self._table:
-                raise ValueError(f"thread id {tid} is already a PID of the table")
+            self._check_new_thread(_check_dword(tid, "thread id"))
             self._threads.add(tid)
 
     def remove_thread(self, tid: int) -> None:

@@ -111,3 +111,34 @@ def WTSGetActiveConsoleSessionId() -> int:  # noqa: N802 - the Win32 name
     session is attached to the console."""
     session = get_backend().console_session_id()
     return 0xFFFFFFFF if session is None else session
+
+
+def _process_id_to_session_id_on(backend: object, dwProcessId: object, pSessionId: CData) -> int:  # noqa: N803
+    """``ProcessIdToSessionId`` answered by ``backend`` itself, whatever
+    backend the process has installed: for ``check_contract``, which must
+    never swap the process-wide backend (another thread would see the swap).
+    The same checks and results as ``ProcessIdToSessionId``; kept apart from
+    it so that the public call keeps its one lookup of the active backend.
+    """
+    pid = checked_pid(dwProcessId)
+    out = pSessionId
+    if type(out) is not _OWNED or ffi.typeof(out) is not _DWORD_P:
+        if not _dword_slot(out):
+            return _fail(ERROR_INVALID_PARAMETER)
+        out = ffi.cast(_DWORD_P, out)
+    native = getattr(backend, "native_process_id_to_session_id", None)
+    if native is not None:
+        error = native(pid, out)
+        return _fail(error) if error else 1
+    try:
+        session = backend.session_id(pid)  # type: ignore[attr-defined]
+    except SessionIdError as err:
+        return _fail(err.winerror)
+    out[0] = session
+    return 1
+
+
+def _set_last_error(code: int) -> None:
+    """Put back this thread's last error (``check_contract`` leaves the
+    caller's thread as it found it)."""
+    _last.error = code

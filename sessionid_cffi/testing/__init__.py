@@ -1,13 +1,15 @@
 """Test kit: fake sessions for your tests, and the contract as a check.
 
 - ``fake_sessions(table)`` is a context manager that makes the library answer
-  from an in-memory table ``{pid: session}`` on any OS; the pytest plugin
-  offers it as the ``fake_sessions`` fixture too.
-- ``check_contract(backend)`` runs the contract rules C1-C10 against any
-  backend and raises ``ContractViolation`` with a readable report.
+  from an in-memory table ``{pid: session}`` on any OS (process-wide, like
+  ``mock.patch``); the pytest plugin offers it as the ``fake_sessions``
+  fixture too, usable plainly or in a ``with`` statement.
+- ``check_contract(backend)`` runs the contract rules C1-C11 against any
+  backend, judging its answers against truth it did not compute, and raises
+  ``ContractViolation`` with a readable report.
 - ``ModelBackend`` is the in-memory backend (``sessionid_cffi.emulation.model``).
 - ``sessionid_cffi.testing.strategies`` (needs Hypothesis, imported only when
-  you import it): ``pids()``, ``session_ids()``, ``process_tables()``,
+  you import it): ``pids()``, ``session_numbers()``, ``process_tables()``,
   ``model_backends()``.
 
 Importing ``sessionid_cffi`` never imports this kit.
@@ -20,14 +22,26 @@ from .. import _load_lazy
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..emulation.model import ModelBackend
-    from ._fake import fake_sessions
-    from .contract import RULES, ContractReport, ContractViolation, RuleSkipped, check_contract
+    from ._fake import CallerNotInFakeError, FakeSessions, fake_sessions
+    from .contract import (
+        RULES,
+        ContractReport,
+        ContractViolation,
+        LibraryLevel,
+        PartlyChecked,
+        RuleSkipped,
+        check_contract,
+    )
 
 __all__ = [
     "RULES",
+    "CallerNotInFakeError",
     "ContractReport",
     "ContractViolation",
+    "FakeSessions",
+    "LibraryLevel",
     "ModelBackend",
+    "PartlyChecked",
     "RuleSkipped",
     "check_contract",
     "fake_sessions",
@@ -38,6 +52,10 @@ __all__ = [
 _LAZY = {
     "ModelBackend": "..emulation.model",
     "fake_sessions": "._fake",
+    "FakeSessions": "._fake",
+    "CallerNotInFakeError": "._fake",
+    "LibraryLevel": ".contract",
+    "PartlyChecked": ".contract",
     "RULES": ".contract",
     "ContractReport": ".contract",
     "ContractViolation": ".contract",

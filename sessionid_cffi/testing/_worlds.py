@@ -1,10 +1,21 @@
-"""Worlds: where the contract checks get their processes from.
+"""Worlds: where the contract checks get their processes, and their truth.
 
-A rule of the contract needs processes in known states: the caller, a
-child, an exited child that is not reaped yet, a PID that names nothing, a
-thread id. ``LiveWorld`` makes them for real on this OS; ``ModelWorld``
-makes them by changing a ``ModelBackend``; ``ListedWorld`` only knows what
-an arbitrary backend lists, so rules that need to spawn are skipped there.
+A rule of the contract needs processes in known states (the caller, a
+child, a child in a new login, an exited child that is not reaped yet, a
+PID that names nothing, a thread id) and, to judge an answer, the session
+each of them is really in, learnt without the backend under check.
+
+- ``LiveWorld`` makes them for real on this OS. Every child reports its own
+  session from the inside (Linux: it reads ``/proc/self/sessionid``;
+  Windows: it calls kernel32 ``ProcessIdToSessionId(GetCurrentProcessId())``
+  through ctypes) on a pipe; on Linux a child starts a new login by writing
+  a uid to ``/proc/self/loginuid`` (root may always; anyone whose loginuid
+  is unset may once), which gives it a fresh audit session.
+- ``ModelWorld`` makes them by changing a ``ModelBackend``; its truth is what
+  the world itself put in the table (a snapshot taken before the check and
+  the sessions it spawned children in), never what the backend answers.
+- ``ListedWorld`` only knows what an arbitrary backend lists: it has no
+  truth of its own, so the rules that need one are not checked there.
 """
 
 from __future__ import annotations
@@ -21,18 +32,25 @@ from ..emulation.model import ModelBackend
 from ._processes import process_started_at, start_process, wait_until_gone
 
 WINDOWS = sys.platform == "win32"
-
+LINUX = sys.platform.startswith("linux")
 
 # Linux's hard ceiling for PIDs (as in emulation.procfs, which is not imported
 # here: the kit must import on every OS).
 PID_MAX_LIMIT = 4194304
+#: What /proc/<pid>/sessionid reads when no login set it: the library's session 0.
+AUDIT_UNSET = 0xFFFFFFFF
 
 
 class Child:
-    """A process started for a check: alive, then exited, then gone."""
+    """A process started for a check: alive, then exited, then gone.
 
-    def __init__(self, pid: int) -> None:
+    ``truth`` is the session the process is in, as learnt without the
+    backend under check (None where the world cannot tell).
+    """
+
+    def __init__(self, pid: int, truth: int | None) -> None:
         self.pid = pid
+        self.truth = truth
 
     def exit(self) -> None:
         """Make it exit but keep it answerable (Linux: a zombie; Windows:
@@ -55,9 +73,20 @@ class World:
     def self_pid(self) -> int:
         raise NotImplementedError
 
+    def self_truth(self) -> int | None:
+        """The caller's session, learnt without the backend (None: unknown)."""
+        return None
+
     @contextmanager
-    def child(self) -> Iterator[Child | None]:
+    def child(self, *, login: bool = False) -> Iterator[Child | None]:
+        """A running child: in the caller's session, or with ``login=True``
+        in a new login session of its own (None where that cannot be made:
+        ``login_unavailable()`` says why)."""
         yield None
+
+    def login_unavailable(self) -> str | None:
+        """Why no new login can be made here (None: it can)."""
+        return f"{self.description}: cannot start a new login"
 
     @contextmanager
     def thread_id(self) -> Iterator[int | None]:
@@ -75,14 +104,72 @@ class World:
         return None
 
 
+# -- the live world: real processes that report their own session -----------
+
+# The child reports its own session from the inside, on stdout, then waits
+# for stdin to close. On Linux it is /bin/sh, whose builtins act on the shell
+# itself (no fork): it starts a login when given a uid by writing
+# /proc/self/loginuid, reads /proc/self/sessionid, and prints it, or "E" if
+# the login could not start. Unset (4294967295) is the library's session 0.
+# A shell runs for any user (a Python in root's home may not), and starts
+# in about a millisecond.
+_REPORTER_SH = """\
+if [ -n "$1" ]; then
+    if ! { echo "$1" > /proc/self/loginuid; } 2>/dev/null; then
+        echo E; read -r _ignored; exit 0
+    fi
+fi
+read -r session < /proc/self/sessionid
+[ "$session" = 4294967295 ] && session=0
+echo "$session"
+read -r _ignored
+"""
+_REPORTER_WINDOWS = """\
+import ctypes, sys
+# kernel32 through ctypes, not the library's cffi binding.
+kernel32 = ctypes.WinDLL('kernel32', use_last_error=True)
+out = ctypes.c_ulong(0)
+if kernel32.ProcessIdToSessionId(kernel32.GetCurrentProcessId(), ctypes.byref(out)):
+    print(out.value, flush=True)
+else:
+    print('E', ctypes.get_last_error(), flush=True)
+sys.stdin.read()
+"""
+
+
+def own_session_from_inside() -> int:
+    """The caller's session as the OS tells the caller itself (not through
+    the library): ``/proc/self/sessionid`` on Linux (right in any PID
+    namespace), kernel32 through ctypes on Windows."""
+    if WINDOWS:
+        import ctypes
+
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+        out = ctypes.c_ulong(0)
+        if not kernel32.ProcessIdToSessionId(kernel32.GetCurrentProcessId(), ctypes.byref(out)):
+            raise OSError(ctypes.get_last_error(), "ProcessIdToSessionId(own PID) failed")  # type: ignore[attr-defined,unused-ignore]
+        return int(out.value)
+    with open("/proc/self/sessionid") as file:
+        session = int(file.read())
+    return 0 if session == AUDIT_UNSET else session
+
+
 class _LiveChild(Child):
-    def __init__(self) -> None:
-        # A Python child is the one command that exists on every OS here.
-        command = [sys.executable, "-c", "import time; time.sleep(300)"]
-        if not WINDOWS and os.path.exists("/bin/sleep"):
-            command = ["/bin/sleep", "300"]
-        self._process = start_process(command, stdin=subprocess.DEVNULL)
-        super().__init__(self._process.pid)
+    """A child that reported its own session (``truth``)."""
+
+    def __init__(self, login_uid: int | None) -> None:
+        uid = "" if login_uid is None else str(login_uid)
+        if WINDOWS:
+            command = [sys.executable, "-c", _REPORTER_WINDOWS]
+        else:
+            command = ["/bin/sh", "-c", _REPORTER_SH, "reporter", uid]
+        self._process = start_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().decode().split()
+        #: Whether the child failed to start the login it was asked for.
+        self.login_failed = line[:1] == ["E"]
+        truth = int(line[0]) if line and not self.login_failed else None
+        super().__init__(self._process.pid, truth)
         self._started_at = process_started_at(self.pid) if WINDOWS else None
 
     def exit(self) -> None:
@@ -96,6 +183,9 @@ class _LiveChild(Child):
     def reap(self) -> bool:
         self._process.kill()
         self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
         if not WINDOWS:
             return not os.path.exists(f"/proc/{self.pid}")
         if self._process._handle.closed:  # type: ignore[attr-defined]
@@ -110,13 +200,42 @@ class LiveWorld(World):
     description = "real processes of this machine"
     aliasing = WINDOWS
 
+    def __init__(self) -> None:
+        self._login_unavailable: str | None = None
+        if WINDOWS:
+            self._login_unavailable = (
+                "Windows: a process cannot start a new session of its own (under Wine "
+                "every process is in session 1)"
+            )
+        elif not LINUX:
+            self._login_unavailable = f"no login sessions can be made on {sys.platform}"
+
     def self_pid(self) -> int:
         return os.getpid()
 
+    def self_truth(self) -> int | None:
+        return own_session_from_inside()
+
+    def login_unavailable(self) -> str | None:
+        return self._login_unavailable
+
     @contextmanager
-    def child(self) -> Iterator[Child | None]:
-        child = _LiveChild()
+    def child(self, *, login: bool = False) -> Iterator[Child | None]:
+        if login and self._login_unavailable:
+            yield None
+            return
+        # Root may write any uid; anyone else may write its own once.
+        child = _LiveChild((os.getuid() or 65534) if login else None)
         try:
+            if child.login_failed:
+                self._login_unavailable = (
+                    "a child could not start a login: writing /proc/self/loginuid was "
+                    "refused (the caller's loginuid is set and it lacks CAP_AUDIT_CONTROL)"
+                )
+                yield None
+                return
+            if child.truth is None:
+                raise RuntimeError(f"child {child.pid} did not report its session")
             yield child
         finally:
             child.reap()
@@ -150,6 +269,7 @@ class LiveWorld(World):
         return os.path.exists(f"/proc/{pid}")  # true for thread ids too
 
 
+# -- the model world: truth is what the world put in the table ---------------
 class ModelWorld(World):
     """Processes made by changing a ModelBackend (the changes are undone)."""
 
@@ -157,6 +277,9 @@ class ModelWorld(World):
         self.model = model
         self.aliasing = model.aliasing
         self.description = "the model's table"
+        # The truth: the table as given, before any rule asked anything.
+        self._truth = model.processes()
+        self._unusable = set(model.denied) | set(model.zombies)
 
     def _free_pid(self) -> int:
         """A multiple of 4 with it and the next three PIDs unused, so that
@@ -168,18 +291,36 @@ class ModelWorld(World):
         return pid
 
     def self_pid(self) -> int:
-        table = self.model.processes()
-        if os.getpid() in table:
-            return os.getpid()
-        if not table:
-            raise LookupError("the model's table is empty: give it at least the caller's PID")
-        return min(table)
+        """The caller's PID if the table has it, else the lowest PID that
+        stands for a live, inspectable process (not denied, not a zombie)."""
+        own = os.getpid()
+        if own in self._truth:
+            return own
+        usable = sorted(self._truth.keys() - self._unusable)
+        if not usable:
+            raise LookupError(
+                "the model's table has no process to act as the caller: give it the "
+                "caller's PID (or one PID that is neither denied nor a zombie)"
+            )
+        return usable[0]
+
+    def self_truth(self) -> int | None:
+        return self._truth[self.self_pid()]
+
+    def login_unavailable(self) -> str | None:
+        return None
 
     @contextmanager
-    def child(self) -> Iterator[Child | None]:
+    def child(self, *, login: bool = False) -> Iterator[Child | None]:
         model = self.model
         pid = self._free_pid()
-        model.spawn(pid, model.session_id(self.self_pid()))
+        if login:
+            # A new login: a session no process of the table is in.
+            taken = set(model.processes().values())
+            session = next(n for n in range(1, len(taken) + 2) if n not in taken)
+        else:
+            session = self._truth[self.self_pid()]
+        model.spawn(pid, session)
 
         class _ModelChild(Child):
             def exit(self) -> None:
@@ -190,7 +331,7 @@ class ModelWorld(World):
                     model.reap(pid)
                 return True
 
-        child = _ModelChild(pid)
+        child = _ModelChild(pid, session)
         try:
             yield child
         finally:
@@ -218,7 +359,8 @@ class ModelWorld(World):
 
 
 class ListedWorld(World):
-    """An arbitrary backend: only the processes it lists are known."""
+    """An arbitrary backend: only the processes it lists are known, and no
+    truth apart from the backend's own answers."""
 
     description = "the processes the backend lists"
 

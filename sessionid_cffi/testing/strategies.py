@@ -2,12 +2,15 @@
 
 - ``pids()``: PIDs as the OS hands them out (Linux: 1 ... 4194304; Windows:
   multiples of 4);
-- ``session_ids()``: sessions, with session 0 (system and services) common;
+- ``session_numbers()``: sessions, with session 0 (system and services)
+  common (``session_ids`` is its deprecated old name: it read like
+  ``sessionid_cffi.session_ids``, which lists processes);
 - ``process_tables()``: ``{pid: session}`` tables that look like a machine:
   a few system processes in session 0 and users' processes spread over a
   handful of login sessions;
 - ``model_backends()``: ready ModelBackends from such tables, with some
-  thread ids, exited-but-unreaped PIDs and access-denied PIDs.
+  thread ids, exited-but-unreaped PIDs and access-denied PIDs; every one
+  keeps the contract (``check_contract`` passes on it).
 
 Every strategy takes ``windows=True`` for Windows-style PIDs (multiples of 4,
 and with ``model_backends`` the PID aliasing of rule C10).
@@ -16,12 +19,13 @@ and with ``model_backends`` the PID aliasing of rule C10).
 from __future__ import annotations
 
 import os
+import warnings
 
 from hypothesis import strategies as st
 
 from ..emulation.model import ModelBackend
 
-__all__ = ["model_backends", "pids", "process_tables", "session_ids"]
+__all__ = ["model_backends", "pids", "process_tables", "session_numbers"]
 
 DWORD_MAX = 0xFFFFFFFF
 #: Linux's hard ceiling for PIDs (PID_MAX_LIMIT).
@@ -47,7 +51,7 @@ def pids(*, windows: bool = False, max_value: int | None = None) -> st.SearchStr
     return st.integers(1, top)
 
 
-def session_ids(*, max_value: int = SESSION_MAX) -> st.SearchStrategy[int]:
+def session_numbers(*, max_value: int = SESSION_MAX) -> st.SearchStrategy[int]:
     """Session numbers: 0 (system, services) often, small interactive
     sessions usually, any DWORD up to ``max_value`` sometimes."""
     if not 0 <= max_value <= DWORD_MAX:
@@ -71,7 +75,7 @@ def process_tables(
     """``{pid: session}``: system processes in session 0, the rest spread
     over a few login sessions, as on a real machine.
 
-    ``sessions`` draws the login sessions (default: ``session_ids()``
+    ``sessions`` draws the login sessions (default: ``session_numbers()``
     without 0); PIDs are unique and come from ``pids(windows=windows)``.
     The table never holds the calling process's own PID: it describes the
     other processes, and ``fake_sessions(table, self_session=...)`` adds the
@@ -84,7 +88,7 @@ def process_tables(
     own = os.getpid()
     logins = draw(
         st.lists(
-            sessions if sessions is not None else session_ids().filter(bool),
+            sessions if sessions is not None else session_numbers().filter(bool),
             min_size=1,
             max_size=4,
             unique=True,
@@ -119,18 +123,28 @@ def model_backends(
 
     ``include_caller`` puts the calling process in the table (in a login
     session, or in session 0), so that ``current_session_id()`` and
-    ``check_contract`` find it. With ``windows=True`` the model aliases
+    ``check_contract`` find it; without it (and with ``windows=True`` when
+    the caller's PID is not a multiple of 4) the table is never empty and
+    its lowest PID, which stands in for the caller, is neither denied nor a
+    zombie. With ``windows=True`` the model aliases
     PID+1..+3 to PID, as Windows does.
     """
-    table = draw(process_tables(windows=windows, max_size=max_size))
     own = os.getpid()
     # With windows=True on a non-Windows test machine the caller's PID may not
     # be a multiple of 4; it is left out then (Windows PIDs always are).
     include_caller = include_caller and not (windows and own % 4)
+    # Without the caller, the table needs a process that can stand in for it
+    # (check_contract acts from the lowest PID that is neither denied nor a
+    # zombie): never an empty table then.
+    table = draw(
+        process_tables(windows=windows, max_size=max_size, min_size=0 if include_caller else 1)
+    )
     if include_caller:
         table[own] = draw(st.sampled_from(sorted(set(table.values()) | {0})))
-    listed = sorted(table)
-    others = [pid for pid in listed if not include_caller or pid != own]
+        stand_in = own
+    else:
+        stand_in = min(table)
+    others = [pid for pid in sorted(table) if pid != stand_in]
     zombies = draw(st.lists(st.sampled_from(others), unique=True, max_size=3)) if others else []
     denied = draw(st.lists(st.sampled_from(others), unique=True, max_size=3)) if others else []
     threads = draw(
@@ -147,3 +161,15 @@ def model_backends(
         console_session=console,
         aliasing=windows,
     )
+
+
+def __getattr__(name: str) -> object:
+    if name == "session_ids":
+        warnings.warn(
+            "sessionid_cffi.testing.strategies.session_ids is deprecated: use "
+            "session_numbers (the old name read like sessionid_cffi.session_ids)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return session_numbers
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
