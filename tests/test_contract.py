@@ -1,4 +1,4 @@
-"""The contract C1-C10, written once (sessionid_cffi.testing.contract) and
+"""The contract C1-C11, written once (sessionid_cffi.testing.contract) and
 run here on every backend this machine has: the live one (procfs on Linux,
 kernel32 on Windows) and the in-memory model.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessionid_cffi.testing import RULES, RuleSkipped
+from sessionid_cffi.testing import RULES, LibraryLevel, PartlyChecked, RuleSkipped
 from sessionid_cffi.testing._worlds import World
 
 
@@ -24,3 +24,5 @@ def test_contract_rule(rule: str, backend: object, world: World) -> None:
         RULES[rule](backend, world)  # type: ignore[arg-type]
     except RuleSkipped as why:
         pytest.skip(f"{rule}: {why}")
+    except (LibraryLevel, PartlyChecked):
+        pass  # held: by the library itself (C8), or in the part this machine allows

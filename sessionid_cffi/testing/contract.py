@@ -96,8 +96,8 @@ def _expect_session(
         raise ContractViolation(f"{rule}: {what} (PID {pid}) must answer, but got: {answer}")
     if truth is not None and answer != truth:
         raise ContractViolation(
-            f"{rule}: {what} (PID {pid}) is in session {truth} (as it reports itself), "
-            f"but the backend answered {answer}"
+            f"{rule}: {what} (PID {pid}) is in session {truth}, but the backend "
+            f"answered {answer}"
         )
     return answer
 
