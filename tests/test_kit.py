@@ -190,7 +190,7 @@ def test_check_contract_never_changes_what_other_threads_see() -> None:
     """check_contract(model of session 77) in a helper thread: the main
     thread goes on getting its real session, and the helper's last error
     is back to what it was."""
-    truth = own_session_from_inside() if LINUX else current_session_id()
+    truth = own_session_from_inside()
     model = ModelBackend({OWN: 77, OWN + 100: 0, OWN + 200: 5}, denied=[OWN + 200])
     done = threading.Event()
     outcome: list[object] = []
@@ -215,7 +215,51 @@ def test_check_contract_never_changes_what_other_threads_see() -> None:
     assert answers
     assert set(answers) == {truth}
     assert outcome[-1] == 0  # the helper thread's last error before the checks
-    assert model.processes() == {OWN: 77, OWN + 100: 0, OWN + 200: 5}  # checked a copy
+
+
+class _SeesWhatIsInstalled(ModelBackend):
+    """Records which backend the process has installed whenever it is asked."""
+
+    installed: list[object]
+
+    def session_id(self, pid: int) -> int:
+        self.installed.append(get_backend())
+        return super().session_id(pid)
+
+
+def test_check_contract_asks_the_backend_without_installing_it() -> None:
+    """Every answer, raw API included, comes without a process-wide swap."""
+    live = get_backend()
+    model = _SeesWhatIsInstalled({OWN: 1, OWN + 100: 0, OWN + 200: 5}, denied=[OWN + 200])
+    model.installed = []
+    check_contract(model)
+    assert model.installed
+    assert all(backend is live for backend in model.installed)
+
+
+def test_check_contract_of_an_installed_fake_leaves_it_unchanged() -> None:
+    """The checker spawns and reaps in a copy of the model: code using the
+    installed fake meanwhile sees its table only."""
+    table = {OWN: 1, OWN + 100: 0}
+    done = threading.Event()
+
+    def helper() -> None:
+        try:
+            for _ in range(3):
+                check_contract(fake)
+        finally:
+            done.set()
+
+    with fake_sessions(table) as fake:
+        thread = threading.Thread(target=helper)
+        thread.start()
+        listings = []
+        while not done.is_set():
+            listings.append(session_ids())
+            time.sleep(0)
+        thread.join()
+    assert listings
+    assert all(listing == table for listing in listings)
 
 
 def test_fake_sessions_nested_swaps_across_threads_unwind_cleanly() -> None:
@@ -432,6 +476,25 @@ def test_check_contract_passes_on_every_generated_model(model: ModelBackend) -> 
     assert "C6" in report.kept if model.denied else "C6" in report.skipped
 
 
+@settings(max_examples=40)
+@given(model=model_backends(max_size=2, include_caller=False) | model_backends(
+    windows=True, max_size=2, include_caller=False))
+def test_small_models_without_the_caller_keep_the_contract(model: ModelBackend) -> None:
+    """Tiny tables, where an empty one or an unusable stand-in is likely."""
+    assert model.processes()
+    check_contract(model, rules=["C1", "C2", "C7"])
+
+
+def test_check_contract_acts_from_a_usable_pid_when_the_caller_is_absent() -> None:
+    """Without the caller in the table, the lowest PID that is neither denied
+    nor a zombie acts as the caller."""
+    base = OWN + 8 - OWN % 4
+    model = ModelBackend({base: 1, base + 4: 2, base + 8: 3}, denied=[base], zombies=[base + 4])
+    report = check_contract(model)
+    assert "C1" in report.kept
+    assert report.notes == {}
+
+
 # -- check_contract on the real backends ----------------------------------------
 def test_check_contract_passes_on_the_live_backend() -> None:
     report = check_contract(get_backend())
@@ -585,6 +648,24 @@ class WrongPidInError(ModelBackend):
             raise not_found(pid + 1, "somewhere else") from err
 
 
+class SharedPidModel(ModelBackend):
+    """Keeps the asked PID in shared state: threads get each other's answers."""
+
+    def session_id(self, pid: int) -> int:
+        self.asked = pid
+        time.sleep(0)
+        return super().session_id(self.asked)
+
+
+class OmitsTheCaller(ModelBackend):
+    """Lists every process but the caller."""
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        listed = super().session_ids(pids)
+        listed.pop(OWN, None)
+        return listed
+
+
 def _scene() -> dict[int, int]:
     # The caller in session 1, a system process in 0, a denied one in 2;
     # PIDs spaced so that PID+1..+3 of each are free.
@@ -603,6 +684,8 @@ BROKEN = [
     (AliasesOnLinux, "C10", "no aliasing here"),
     (NotADword, "C7", "not a DWORD"),
     (WrongPidInError, "C3", "names PID"),
+    (SharedPidModel, "C11", "answers were not the asked PID's own"),
+    (OmitsTheCaller, "C7", "lists it as absent"),
 ]
 
 
