@@ -329,6 +329,7 @@ def c9_last_error_per_thread(backend: Backend, world: World) -> None:
         ok = _raw_call(backend, own)[0]
         seen.extend([before, ok, lowlevel.GetLastError()])
 
+    lowlevel._set_last_error(0)  # start from a known state (check_contract restores it)
     ok, mine, _ = _raw_call(backend, missing)  # sets 87 in this thread
     thread = threading.Thread(target=other_thread)
     thread.start()
