@@ -49,9 +49,11 @@ if TYPE_CHECKING:
 # -- choosing the backend: once, lazily, and swappable for tests ----------
 # The default backend is picked at the first query, not at import, so that
 # an unsupported platform or a missing procfs only fails when asked something.
-# use_backend keeps a stack of swaps guarded by a lock: each context removes
-# exactly its own entry, so swaps from several threads never corrupt each
-# other, and the newest active swap wins.
+# use_backend keeps one process-wide stack of swaps (like mock.patch: worker
+# threads of the code under test see the swap too) guarded by a lock: each
+# context removes exactly its own entry, so swaps opened and closed by
+# several threads never corrupt the stack, and the newest open swap answers
+# for every thread.
 
 ENV_VAR = "SESSIONID_CFFI_BACKEND"
 BUILTIN_NAMES = ("kernel32", "procfs", "model")
@@ -163,8 +165,11 @@ def get_backend() -> "Backend":
 class use_backend:  # noqa: N801 - used like a function: ``with use_backend(b):``
     """Context manager that makes ``backend`` answer every query inside it.
 
-    Safe to use from several threads at once; the most recently entered
-    swap that is still open is the active one.
+    Process-wide, like ``unittest.mock.patch``: every thread sees the swap
+    while it is open. Swaps nest, and may be opened and closed by several
+    threads in any order (each removes its own); the most recently entered
+    swap that is still open answers for all threads, so threads of one
+    process cannot each have a backend of their own at the same time.
     """
 
     def __init__(self, backend: "Backend") -> None:
