@@ -165,6 +165,17 @@ def test_fake_without_the_caller_fails_loudly_not_as_not_found() -> None:
     assert not issubclass(CallerNotInFakeError, (SessionIdError, Exception))
 
 
+def test_check_contract_of_a_fake_without_the_caller_never_asks_about_it() -> None:
+    """The checker's made-up PIDs (children, their PID+1..+3, missing PIDs)
+    avoid the caller's PID, which such a fake refuses loudly: the table
+    ends just below it."""
+    from sessionid_cffi.testing._fake import make_fake
+
+    table = {(OWN & ~3) - 4: 1} if OWN % 4 else {OWN - 20: 1}
+    report = check_contract(make_fake(table))
+    assert not report.broken
+
+
 def test_fake_sessions_users_and_commands() -> None:
     with fake_sessions(
         {4242: 1, 4343: 0}, self_session=1, users={1: "alice"}, commands={4242: "editor"}

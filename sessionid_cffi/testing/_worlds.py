@@ -283,8 +283,9 @@ class ModelWorld(World):
 
     def _free_pid(self) -> int:
         """A multiple of 4 with it and the next three PIDs unused, so that
-        C10 can tell aliasing apart from none with or without aliasing."""
-        used = self.model.processes().keys() | self.model.threads()
+        C10 can tell aliasing apart from none with or without aliasing.
+        Never the caller's own PID, which a fake may leave out on purpose."""
+        used = self.model.processes().keys() | self.model.threads() | {os.getpid()}
         pid = (max(used, default=0) // 4 + 1) * 4
         if pid > 0xFFFFFFFF - 3:  # the table reaches the top: take a gap
             pid = next(p for p in range(4, 0xFFFFFFFF, 4) if used.isdisjoint(range(p, p + 4)))
