@@ -8,6 +8,13 @@ Mapping (see docs/linux.md):
   session in ``/proc/<pid>/cgroup`` (``session-N.scope`` or
   ``session-cN.scope``) is used instead, and no session scope means 0;
 - ENOENT/ESRCH -> 87, EACCES/EPERM -> 5, others to the nearest Win32 code.
+
+Test seam: every step that touches the kernel goes through this module's
+global ``os`` (``os.open``, ``os.read``, ``os.pidfd_open``, ``os.listdir``,
+``os.readlink``, ``os.close``), looked up at call time. tests/test_pid_reuse.py
+replaces it with a proxy that kills a process and starts a newcomer on its
+PID between two steps; keep those calls spelled ``os.<name>`` (or bound from
+``os`` inside the call) so that seam keeps reaching every step.
 """
 
 import os
