@@ -7,6 +7,7 @@ Ground truth is what each process reads about itself from its own
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -204,3 +205,106 @@ def test_console_session_comes_from_logind_state(tmp_path: Path) -> None:
     assert backend.console_session_id() == 5
     (seats / "seat0").write_text("IS_SEAT0=1\n")
     assert backend.console_session_id() is None
+
+
+# -- a PID namespace whose /proc belongs to another one ------------------------
+NAMESPACE_SCENE = r"""
+import ctypes, json, os, subprocess, sys
+open("/proc/self/loginuid", "w").write("1000")  # a fresh login: session N != 0
+import sessionid_cffi as s
+from sessionid_cffi import ffi
+
+def own_truth():
+    raw = int(open("/proc/self/sessionid").read())
+    return 0 if raw == 2**32 - 1 else raw
+
+def outcome(call):
+    try:
+        return ["ok", call()]
+    except s.SessionIdError as err:
+        return [type(err).__name__, err.winerror, str(err)]
+
+def raw(pid):
+    out = ffi.new("DWORD *", 0xDEADBEEF)
+    return [s.ProcessIdToSessionId(pid, out), s.GetLastError(), int(out[0])]
+
+result = {"truth": own_truth(), "parent": outcome(lambda: s.process_id_to_session_id(os.getppid()))}
+# The answer for another PID above made the backend check /proc and keep its verdict.
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x20000000) != 0:  # CLONE_NEWPID: the next child is PID 1 of a new namespace
+    print(json.dumps({"skip": os.strerror(ctypes.get_errno())}))
+    sys.exit()
+read_end, write_end = os.pipe()
+child = os.fork()
+if child == 0:  # forked into the new namespace, with the parent's backend object
+    helper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                              stdin=subprocess.PIPE)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import json, sessionid_cffi as s\n"
+         "def o(c):\n    try: return ['ok', c()]\n"
+         "    except s.SessionIdError as e: return [type(e).__name__, e.winerror, str(e)]\n"
+         "print(json.dumps([o(s.current_session_id), o(lambda: s.process_id_to_session_id(1)),"
+         " int(open('/proc/self/sessionid').read())]))"],
+        capture_output=True, text=True)
+    got = {
+        "pid": os.getpid(), "helper": helper.pid, "truth": own_truth(),
+        "current": outcome(s.current_session_id),
+        "own": outcome(lambda: s.process_id_to_session_id(os.getpid())),
+        "other": outcome(lambda: s.process_id_to_session_id(helper.pid)),
+        "own_list": outcome(lambda: s.session_ids([os.getpid()])),
+        "mixed_list": outcome(lambda: s.session_ids([os.getpid(), helper.pid])),
+        "all": outcome(lambda: s.session_ids()),
+        "raw_own": raw(os.getpid()), "raw_other": raw(helper.pid),
+        "fresh": json.loads(fresh.stdout) if fresh.returncode == 0 else fresh.stderr,
+    }
+    helper.kill(); helper.wait()
+    os.write(write_end, json.dumps(got).encode())
+    os._exit(0)
+os.close(write_end)
+data = b""
+while chunk := os.read(read_end, 65536):
+    data += chunk
+os.waitpid(child, 0)
+result["inside"] = json.loads(data)
+print(json.dumps(result))
+"""
+
+
+@needs_root
+def test_in_a_pid_namespace_without_its_own_proc_only_the_own_session_answers(
+    tmp_path: Path,
+) -> None:
+    """``unshare -pf`` without a new /proc: /proc/<N> is the host's process N.
+
+    The caller's own session comes through /proc/self (right in any PID
+    namespace); any other PID gets a clear error naming the problem, never
+    the session of the host process that happens to carry that number. A
+    child forked into the namespace with its parent's backend checks again.
+    Truth: each process's own /proc/self/sessionid, in a fresh login (N != 0,
+    while the host's PID 1 and 2 are in session 0).
+    """
+    done = subprocess.run([sys.executable, "-c", NAMESPACE_SCENE], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    if "skip" in result:
+        pytest.skip(f"no new PID namespace here: {result['skip']}")
+    session = result["truth"]
+    assert session != 0
+    assert result["parent"][0] == "ok"  # before unshare, other PIDs answer
+    inside = result["inside"]
+    assert inside["pid"] == 1  # a new PID namespace, seen from inside
+    assert inside["truth"] == session  # the kernel keeps the login across namespaces
+    assert inside["current"] == ["ok", session]
+    assert inside["own"] == ["ok", session]
+    assert inside["own_list"] == ["ok", {"1": session}]
+    assert inside["raw_own"] == [1, 0, session]
+    for key in ("other", "mixed_list", "all"):
+        kind, winerror, message = inside[key]
+        assert (kind, winerror) == ("BackendUnavailableError", 50), (key, inside[key])
+        assert "PID namespace" in message, message
+    assert inside["raw_other"] == [0, 50, 0xDEADBEEF]
+    # A fresh interpreter started inside the namespace: the same answers.
+    current, pid_1, fresh_truth = inside["fresh"]
+    assert current == ["ok", 0 if fresh_truth == AUDIT_UNSET else fresh_truth] == ["ok", session]
+    assert pid_1[:2] == ["BackendUnavailableError", 50]
