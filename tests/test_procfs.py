@@ -28,8 +28,48 @@ def own_truth() -> int:
     return 0 if raw == AUDIT_UNSET else raw
 
 
-def test_unset_audit_session_is_session_0_and_set_ones_are_kept() -> None:
-    assert s.current_session_id() == own_truth()
+# A child that first writes its loginuid ("-": leaves it), then reports its
+# sessionid file and the library's answer from inside, and waits.
+OWN_SESSION_CHILD = (
+    "import sys, sessionid_cffi as s\n"
+    "if sys.argv[1] != '-':\n"
+    "    try:\n"
+    "        open('/proc/self/loginuid', 'w').write(sys.argv[1])\n"
+    "    except PermissionError:\n"
+    "        print('denied', flush=True); sys.exit()\n"
+    "print(open('/proc/self/sessionid').read(), s.current_session_id(), flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+@pytest.mark.parametrize("loginuid", ["4294967295", "65534"], ids=["unset", "set"])
+def test_unset_audit_session_is_session_0_and_set_ones_are_kept(loginuid: str) -> None:
+    """A child with an unset loginuid (4294967295) is in session 0; one that
+    logged in (any uid) is in the fresh session the kernel gave it, as its
+    own sessionid file says, asked from inside and from outside. Writing
+    the loginuid needs root, or a loginuid that is still unset."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", OWN_SESSION_CHILD, loginuid],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline().split()
+        if line == ["denied"]:
+            pytest.skip("this process's loginuid is set and it is not root: cannot log in")
+        raw, inside = (int(x) for x in line)
+        if loginuid == "4294967295":
+            assert raw == AUDIT_UNSET
+            expected = 0
+        else:
+            assert raw not in (AUDIT_UNSET, 0)
+            expected = raw
+        assert inside == expected
+        assert s.process_id_to_session_id(child.pid) == expected
+        assert s.session_ids([child.pid]) == {child.pid: expected}
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_every_listed_process_agrees_with_its_sessionid_file() -> None:
@@ -40,9 +80,14 @@ def test_every_listed_process_agrees_with_its_sessionid_file() -> None:
             continue
         try:
             raw = int(Path(f"/proc/{name}/sessionid").read_text())
+        except FileNotFoundError:
+            continue  # exited since the listing
+        try:
             answer = backend.session_id(int(name))
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # exited meanwhile
+        except ProcessLookupError:
+            # "Not found" is only true of a process that is gone by now.
+            assert not Path(f"/proc/{name}").exists(), f"{name} is alive, the backend says gone"
+            continue
         assert answer == (0 if raw == AUDIT_UNSET else raw), name
         checked += 1
     assert checked > 5
