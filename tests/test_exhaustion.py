@@ -72,6 +72,12 @@ def other_process() -> int:
     return os.getppid()
 
 
+def from_emfile(err: BaseException) -> bool:
+    """Whether ``err`` was raised from the OSError it translates (errno kept)."""
+    cause = err.__cause__
+    return isinstance(cause, OSError) and cause.errno == errno.EMFILE
+
+
 def assert_emfile(call: Callable[[], object]) -> None:
     with pytest.raises(SessionIdError) as caught:
         call()
@@ -118,6 +124,7 @@ def test_no_descriptor_left_is_a_clear_error_then_calls_recover(left: int) -> No
         assert (err.winerror, err.errno) == (4, errno.EMFILE), err
         assert not isinstance(err, (ProcessLookupError, PermissionError))
         assert "descriptor" in str(err)
+        assert from_emfile(err), repr(err.__cause__)
         assert results[f"raw {pid}"] == (0, 4, 0xDEADBEEF)
         bulk = results[f"bulk {pid}"]
         # Never a silently shorter answer: the process exists, it could not be read.
@@ -144,6 +151,7 @@ def test_current_session_with_no_descriptor_left() -> None:
             got = err
     assert isinstance(got, SessionIdError)
     assert (got.winerror, got.errno) == (4, errno.EMFILE)
+    assert from_emfile(got), repr(got.__cause__)
     assert s.current_session_id() == truth
 
 
@@ -156,6 +164,7 @@ def test_bulk_walk_with_no_descriptor_left_says_so() -> None:
             got = err
     assert isinstance(got, SessionIdError)
     assert (got.winerror, got.errno) == (4, errno.EMFILE)
+    assert from_emfile(got), repr(got.__cause__)
 
 
 @needs_rlimit
