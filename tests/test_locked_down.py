@@ -232,7 +232,6 @@ print(json.dumps(result))
 def private_install(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The library installed in a venv inside a 0700 root-owned home (as a
     venv in /root is): only root can read it. Returns the venv's python."""
-    import sessionid_cffi
     import sessionid_cffi.emulation
 
     home = tmp_path_factory.mktemp("home")
