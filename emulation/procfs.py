@@ -46,6 +46,8 @@ _CGROUP_LIMIT = 1 << 20
 # The bulk pass opens /proc itself with the same defences; O_DIRECTORY is
 # absent on Windows, where this module must still import.
 _O_DIRECTORY = _O_FILE | getattr(os, "O_DIRECTORY", 0)
+# How many distinct sessionid contents a backend keeps parsed (a bound, not a tuning).
+_PARSED_LIMIT = 1024
 # A process that exited (or is hidden from us) since /proc was listed.
 _GONE = (FileNotFoundError, ProcessLookupError, PermissionError)
 
@@ -137,6 +139,8 @@ class ProcfsBackend:
         # The os.getpid() for which proc_root was seen to be this PID
         # namespace's procfs (0: not yet, or another process since a fork).
         self._namespace_checked_for = 0
+        # sessionid contents already parsed: {b"4294967295": 0, b"3": 3, ...}
+        self._parsed: dict[bytes, int] = {}
 
     def __repr__(self) -> str:
         return f"ProcfsBackend(proc_root={self.proc_root!r}, live={self.live})"
@@ -174,7 +178,15 @@ class ProcfsBackend:
             raise
         except OSError as err:
             raise error_from_oserror(pid, err, err.filename or path) from err
-        return parse_sessionid(pid, path, data)
+        # Most processes share a few sessions: parse each distinct content
+        # once (a dict lookup instead of a parse: ~0.2 us of a ~9 us query).
+        session = self._parsed.get(data)
+        if session is None:
+            session = parse_sessionid(pid, path, data)
+            if len(self._parsed) >= _PARSED_LIMIT:
+                self._parsed.clear()
+            self._parsed[data] = session
+        return session
 
     def _check_pid_namespace(self, pid: int | None, own: int) -> None:
         """Refuse to answer from a procfs of another PID namespace.
@@ -225,7 +237,15 @@ class ProcfsBackend:
             raise
         try:
             if check_thread:
-                self._check_not_thread(pid)
+                if self._pidfd:
+                    # pidfd_open refuses thread ids; inline, not through
+                    # _check_not_thread: one call less per query (~0.1 us).
+                    try:
+                        os.close(os.pidfd_open(pid))
+                    except (OSError, AttributeError) as err:
+                        self._check_not_thread(pid, err)
+                else:
+                    self._check_not_thread(pid)
             # One read: procfs answers these small files in full.
             data = os.read(fd, 64)
             if whole:
@@ -240,25 +260,31 @@ class ProcfsBackend:
             os.close(fd)
         return data
 
-    def _check_not_thread(self, pid: int) -> None:
+    def _check_not_thread(self, pid: int, pidfd_error: Exception | None = None) -> None:
         """ProcessNotFoundError if ``pid`` is a thread id (or exited); other
-        OS errors go through to the caller's translation."""
-        if self._pidfd:
+        OS errors go through to the caller's translation.
+
+        ``pidfd_error``: how pidfd_open(pid) just failed, if it was tried.
+        """
+        if self._pidfd and pidfd_error is None:
             try:
                 os.close(os.pidfd_open(pid))
                 return
-            except OSError as err:
-                if err.errno in (ENOENT, EINVAL):
-                    # pidfd_open refuses non-leader threads (older kernels: EINVAL).
-                    raise not_found(pid, "it is a thread id, not a process id", err.errno) from err
-                if err.errno == ESRCH:
-                    raise not_found(pid, "the process exited", ESRCH) from err
-                if err.errno not in (ENOSYS, EPERM):
-                    raise
-                # No pidfd_open here (old kernel or seccomp): use status.
-                self._pidfd = False
-            except AttributeError:
-                self._pidfd = False  # Python built without os.pidfd_open
+            except (OSError, AttributeError) as err:
+                pidfd_error = err
+        if isinstance(pidfd_error, OSError):
+            code = pidfd_error.errno
+            if code in (ENOENT, EINVAL):
+                # pidfd_open refuses non-leader threads (older kernels: EINVAL).
+                raise not_found(pid, "it is a thread id, not a process id", code) from pidfd_error
+            if code == ESRCH:
+                raise not_found(pid, "the process exited", ESRCH) from pidfd_error
+            if code not in (ENOSYS, EPERM):
+                raise pidfd_error
+        if pidfd_error is not None:
+            # No pidfd_open here (old kernel, seccomp, or a Python built
+            # without os.pidfd_open): use status from now on.
+            self._pidfd = False
         path = f"{self.proc_root}/{pid}/status"
         fd = os.open(path, _O_FILE)
         try:
