@@ -14,7 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from sessionid_cffi.emulation.procfs import AUDIT_UNSET, PID_MAX_LIMIT, ProcfsBackend
+from sessionid_cffi.emulation.procfs import (
+    _PARSED_LIMIT,
+    AUDIT_UNSET,
+    PID_MAX_LIMIT,
+    ProcfsBackend,
+)
 
 import sessionid_cffi as s
 
@@ -209,12 +214,29 @@ def test_audit_values_map_as_documented(tmp_path: Path) -> None:
     fake_proc(tmp_path, 22, sessionid=str(AUDIT_UNSET - 1))
     fake_proc(tmp_path, 23, sessionid="12abc")
     backend = ProcfsBackend(str(tmp_path))
-    assert [backend.session_id(pid) for pid in (20, 21, 22)] == [0, 1, AUDIT_UNSET - 1]
+    # Asked again in another order: answers never depend on what came before.
+    asked = (20, 21, 22, 21, 20, 22, 20)
+    assert [backend.session_id(pid) for pid in asked] == [0, 1, AUDIT_UNSET - 1, 1, 0,
+                                                          AUDIT_UNSET - 1, 0]
     with pytest.raises(s.SessionIdError, match="not a session id") as caught:
         backend.session_id(23)
     assert caught.value.winerror == 13
     with pytest.raises(s.SessionIdError, match="not a session id"):
         backend.session_ids(None)  # a bulk pass never hides a malformed entry
+
+
+def test_many_distinct_sessions_answer_right_and_stay_bounded(tmp_path: Path) -> None:
+    """The backend keeps parsed sessionid contents; more distinct ones than
+    it keeps still answer right, and what it keeps stays bounded."""
+    count = _PARSED_LIMIT + 50
+    for pid in range(1, count + 1):
+        fake_proc(tmp_path, pid, sessionid=str(pid * 7))
+    backend = ProcfsBackend(str(tmp_path))
+    for _ in range(2):
+        assert [backend.session_id(pid) for pid in range(1, count + 1)] == [
+            pid * 7 for pid in range(1, count + 1)
+        ]
+    assert len(backend._parsed) <= _PARSED_LIMIT
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs root to drop to user nobody")
