@@ -66,6 +66,8 @@ class Kernel32Backend:
         out = ffi.new("DWORD *")
         if not _process_id_to_session_id(pid, out):
             code, message = ffi.getwinerror()
+            if not code:  # FALSE without a last error is still a failure (see below)
+                code, message = ERROR_GEN_FAILURE, "failed without setting a last error"
             raise error_for(pid, code, message)
         if pid == self._own_pid:
             self._own_session = out[0]

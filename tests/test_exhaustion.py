@@ -360,3 +360,8 @@ def test_kernel32_false_without_a_last_error_is_a_failure(monkeypatch: pytest.Mo
     assert (s.ProcessIdToSessionId(os.getpid(), out), s.GetLastError(), out[0]) == (
         0, 31, 0xDEADBEEF
     )
+    # The Pythonic call through a fresh backend (no own session kept yet) fails too.
+    with pytest.raises(SessionIdError) as caught:
+        _kernel32.Kernel32Backend().session_id(os.getpid())
+    assert caught.value.winerror == 31, caught.value
+    assert "without setting a last error" in str(caught.value)
