@@ -8,21 +8,27 @@ Mapping (see docs/linux.md):
   session in ``/proc/<pid>/cgroup`` (``session-N.scope`` or
   ``session-cN.scope``) is used instead, and no session scope means 0;
 - ENOENT/ESRCH -> 87, EACCES/EPERM -> 5, others to the nearest Win32 code.
+
+Test seam: every step that touches the kernel goes through this module's
+global ``os`` (``os.open``, ``os.read``, ``os.pidfd_open``, ``os.listdir``,
+``os.readlink``, ``os.close``), looked up at call time. tests/test_pid_reuse.py
+replaces it with a proxy that kills a process and starts a newcomer on its
+PID between two steps; keep those calls spelled ``os.<name>`` (or bound from
+``os`` inside the call) so that seam keeps reaching every step.
 """
 
 import os
-from errno import EINVAL, EMFILE, ENFILE, ENOENT, ENOMEM, ENOSYS, EPERM, ESRCH
+from errno import EINVAL, ENOENT, ENOSYS, EPERM, ESRCH
 
 from .._errors import (
     ERROR_INVALID_DATA,
-    ERROR_NOT_ENOUGH_MEMORY,
     ERROR_NOT_SUPPORTED,
-    ERROR_TOO_MANY_OPEN_FILES,
     BackendUnavailableError,
     SessionIdError,
     answers_for,
+    error_from_oserror,
     not_found,
-    raise_for_errno,
+    raise_for_errno,  # still used by process_records (owned elsewhere)
 )
 
 AUDIT_UNSET = 4294967295
@@ -40,6 +46,8 @@ _CGROUP_LIMIT = 1 << 20
 # The bulk pass opens /proc itself with the same defences; O_DIRECTORY is
 # absent on Windows, where this module must still import.
 _O_DIRECTORY = _O_FILE | getattr(os, "O_DIRECTORY", 0)
+# How many distinct sessionid contents a backend keeps parsed (a bound, not a tuning).
+_PARSED_LIMIT = 1024
 # A process that exited (or is hidden from us) since /proc was listed.
 _GONE = (FileNotFoundError, ProcessLookupError, PermissionError)
 
@@ -126,29 +134,90 @@ class ProcfsBackend:
         self.proc_root = proc_root.rstrip("/") or "/"
         self.live = proc_root == "/proc" if live is None else live
         self.run_root = run_root
+        # Whether pidfd_open tells threads apart here (off once it is missing).
+        self._pidfd = self.live
+        # The os.getpid() for which proc_root was seen to be this PID
+        # namespace's procfs (0: not yet, or another process since a fork).
+        self._namespace_checked_for = 0
+        # sessionid contents already parsed: {b"4294967295": 0, b"3": 3, ...}
+        self._parsed: dict[bytes, int] = {}
 
     def __repr__(self) -> str:
         return f"ProcfsBackend(proc_root={self.proc_root!r}, live={self.live})"
 
     # -- one process ---------------------------------------------------
+    # OS errors are translated in one place per entry point (session_id,
+    # session_ids(None), the listing), with error_from_oserror; the steps
+    # below let OSError through, or raise the library's errors for what
+    # only they know (a thread id, malformed content).
     def session_id(self, pid: int) -> int:
         if pid == 0 or pid > PID_MAX_LIMIT:
             # PID 0 is the idle task, never a process; higher PIDs cannot exist.
             raise not_found(pid, "no such process", ESRCH)
-        path = f"{self.proc_root}/{pid}/sessionid"
+        entry = str(pid)
+        if self.live:
+            own = os.getpid()
+            if pid == own:
+                # /proc/self is the caller in any PID namespace; a process is no thread.
+                entry = "self"
+            elif own != self._namespace_checked_for:
+                self._check_pid_namespace(pid, own)
+        check_thread = entry != "self"
+        path = f"{self.proc_root}/{entry}/sessionid"
         try:
-            data = self._read_process_file(pid, path)
-        except FileNotFoundError as err:
-            if self._has_audit():
-                raise_for_errno(pid, err, path)
-            path = f"{self.proc_root}/{pid}/cgroup"
             try:
-                return parse_cgroup(pid, path, self._read_process_file(pid, path, whole=True))
-            except FileNotFoundError as missing:
-                raise_for_errno(pid, missing, path)
-        return parse_sessionid(pid, path, data)
+                data = self._read_process_file(pid, path, check_thread)
+            except FileNotFoundError:
+                if self._has_audit():
+                    raise
+                path = f"{self.proc_root}/{entry}/cgroup"
+                return parse_cgroup(
+                    pid, path, self._read_process_file(pid, path, check_thread, whole=True)
+                )
+        except SessionIdError:
+            raise
+        except OSError as err:
+            raise error_from_oserror(pid, err, err.filename or path) from err
+        # Most processes share a few sessions: parse each distinct content
+        # once (a dict lookup instead of a parse: ~0.2 us of a ~9 us query).
+        session = self._parsed.get(data)
+        if session is None:
+            session = parse_sessionid(pid, path, data)
+            if len(self._parsed) >= _PARSED_LIMIT:
+                self._parsed.clear()
+            self._parsed[data] = session
+        return session
 
-    def _read_process_file(self, pid: int, path: str, whole: bool = False) -> bytes:
+    def _check_pid_namespace(self, pid: int | None, own: int) -> None:
+        """Refuse to answer from a procfs of another PID namespace.
+
+        After ``unshare -pf`` without a procfs of its own, ``/proc/<N>`` is
+        the host's process N, not this namespace's: any answer would belong
+        to another process. ``/proc/self`` still names the caller, under the
+        number that procfs uses for it, which tells the two apart. The
+        verdict is kept for this PID only: a child forked into a new
+        namespace (a new PID) looks again.
+        """
+        try:
+            shown = os.readlink(f"{self.proc_root}/self")
+        except OSError:
+            return  # no procfs at all: the read itself says so
+        if shown != str(own):
+            asked = "any process but itself" if pid is None else f"process {pid}"
+            raise BackendUnavailableError(
+                pid,
+                ERROR_NOT_SUPPORTED,
+                f"cannot answer for {asked}: {self.proc_root} belongs to another PID "
+                f"namespace (it shows this process as {shown}, os.getpid() is {own}); "
+                "mount a procfs for this namespace, for example with "
+                "unshare --pid --fork --mount-proc",
+                None,
+            )
+        self._namespace_checked_for = own
+
+    def _read_process_file(
+        self, pid: int, path: str, check_thread: bool, whole: bool = False
+    ) -> bytes:
         """Read ``path`` of process ``pid``, refusing thread ids.
 
         The file is opened before the thread check and read after it: an
@@ -159,13 +228,24 @@ class ProcfsBackend:
         """
         try:
             fd = os.open(path, _O_FILE)
-        except FileNotFoundError:
-            raise
-        except OSError as err:
-            raise_for_errno(pid, err, path)
-        try:
-            if pid != os.getpid() or not self.live:
+        except PermissionError:
+            # hidepid=1 denies another user's files, thread ids' too; the
+            # thread check does not need them (pidfd_open is no procfs
+            # file), so a thread id still answers 87, not 5 (C4).
+            if check_thread:
                 self._check_not_thread(pid)
+            raise
+        try:
+            if check_thread:
+                if self._pidfd:
+                    # pidfd_open refuses thread ids; inline, not through
+                    # _check_not_thread: one call less per query (~0.1 us).
+                    try:
+                        os.close(os.pidfd_open(pid))
+                    except (OSError, AttributeError) as err:
+                        self._check_not_thread(pid, err)
+                else:
+                    self._check_not_thread(pid)
             # One read: procfs answers these small files in full.
             data = os.read(fd, 64)
             if whole:
@@ -176,40 +256,39 @@ class ProcfsBackend:
                 data = b"".join(chunks)
                 if size > _CGROUP_LIMIT:
                     raise _malformed(pid, path, data)
-        except SessionIdError:
-            raise
-        except OSError as err:
-            raise_for_errno(pid, err, path)
         finally:
             os.close(fd)
         return data
 
-    def _check_not_thread(self, pid: int) -> None:
-        if self.live:
+    def _check_not_thread(self, pid: int, pidfd_error: Exception | None = None) -> None:
+        """ProcessNotFoundError if ``pid`` is a thread id (or exited); other
+        OS errors go through to the caller's translation.
+
+        ``pidfd_error``: how pidfd_open(pid) just failed, if it was tried.
+        """
+        if self._pidfd and pidfd_error is None:
             try:
                 os.close(os.pidfd_open(pid))
                 return
-            except OSError as err:
-                if err.errno in (ENOENT, EINVAL):
-                    # pidfd_open refuses non-leader threads (older kernels: EINVAL).
-                    raise not_found(pid, "it is a thread id, not a process id", err.errno) from err
-                if err.errno == ESRCH:
-                    raise not_found(pid, "the process exited", ESRCH) from err
-                if err.errno not in (ENOSYS, EPERM):
-                    raise_for_errno(pid, err, "pidfd_open")
-                # No pidfd_open here (old kernel or seccomp): use status.
-                self.live = False
-            except AttributeError:
-                self.live = False  # Python built without os.pidfd_open
+            except (OSError, AttributeError) as err:
+                pidfd_error = err
+        if isinstance(pidfd_error, OSError):
+            code = pidfd_error.errno
+            if code in (ENOENT, EINVAL):
+                # pidfd_open refuses non-leader threads (older kernels: EINVAL).
+                raise not_found(pid, "it is a thread id, not a process id", code) from pidfd_error
+            if code == ESRCH:
+                raise not_found(pid, "the process exited", ESRCH) from pidfd_error
+            if code not in (ENOSYS, EPERM):
+                raise pidfd_error
+        if pidfd_error is not None:
+            # No pidfd_open here (old kernel, seccomp, or a Python built
+            # without os.pidfd_open): use status from now on.
+            self._pidfd = False
         path = f"{self.proc_root}/{pid}/status"
-        try:
-            fd = os.open(path, _O_FILE)
-        except OSError as err:
-            raise_for_errno(pid, err, path)
+        fd = os.open(path, _O_FILE)
         try:
             status = os.read(fd, 1024)
-        except OSError as err:
-            raise_for_errno(pid, err, path)
         finally:
             os.close(fd)
         start = status.find(b"\nTgid:")
@@ -259,23 +338,26 @@ class ProcfsBackend:
     def _open_root(self) -> tuple[int, list[str]]:
         """A descriptor of the procfs root and its entries. Files are then
         opened relative to it: the kernel walks ``<pid>/<file>`` instead of
-        the whole path, which makes a pass as fast as a C loop."""
+        the whole path, which makes a pass as fast as a C loop. A procfs of
+        another PID namespace is refused: its entries are not our PIDs."""
         root = self.proc_root
+        if self.live and os.getpid() != self._namespace_checked_for:
+            self._check_pid_namespace(None, os.getpid())
+        root_fd = -1
         try:
             root_fd = os.open(root, _O_DIRECTORY)
-        except OSError as err:
-            raise _listing_error(root, err) from err
-        try:
             return root_fd, os.listdir(root_fd)
         except OSError as err:
-            os.close(root_fd)
-            raise _listing_error(root, err) from err
+            if root_fd >= 0:
+                os.close(root_fd)
+            raise error_from_oserror(None, err, f"list {root}") from err
 
     def _scan(self) -> dict[int, int]:
         """Every process in one pass; readdir lists processes only, never
         thread ids, so no thread check is needed. A process that exits or
         is hidden from us between the listing and the read is left out."""
         root_fd, names = self._open_root()
+        name = ""
         try:
             if not self._has_audit():
                 return self.session_ids([int(n) for n in names if n.isdigit()])
@@ -295,14 +377,18 @@ class ProcfsBackend:
                         cl(fd)
                 except _GONE:
                     continue  # exited since the listing, or hidden from us
-                except OSError as err:
-                    raise_for_errno(int(name), err, f"{self.proc_root}/{path}")
                 pid = int(name)
                 session = parsed.get(data)
                 if session is None:
                     session = parsed[data] = parse_sessionid(pid, path, data)
                 found[pid] = session
             return found
+        except SessionIdError:
+            raise
+        except OSError as err:
+            # Any other failure to read an entry (no descriptor left, ...)
+            # is said as such: never a silently shorter table.
+            raise error_from_oserror(int(name), err, f"{self.proc_root}/{name}/sessionid") from err
         finally:
             os.close(root_fd)
 
@@ -382,24 +468,6 @@ class ProcfsBackend:
         finally:
             cl(root_fd)
         return records
-
-
-def _listing_error(root: str, err: OSError) -> SessionIdError:
-    """No descriptor or memory left is said as such (winerror 4 or 8);
-    anything else means there is no usable procfs at ``root`` (50)."""
-    code = err.errno
-    if code in (EMFILE, ENFILE):
-        return SessionIdError(
-            None,
-            ERROR_TOO_MANY_OPEN_FILES,
-            f"cannot list {root}: {os.strerror(code)} (free some file descriptors)",
-            code,
-        )
-    if code == ENOMEM:
-        return SessionIdError(
-            None, ERROR_NOT_ENOUGH_MEMORY, f"cannot list {root}: {os.strerror(code)}", code
-        )
-    return BackendUnavailableError(None, ERROR_NOT_SUPPORTED, f"cannot list {root}: {err}", code)
 
 
 def _user_name(pid: int, path: str, loginuid: bytes) -> str | None:

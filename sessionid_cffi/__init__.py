@@ -20,17 +20,16 @@ binding in ``lowlevel``) and ``emulation.procfs`` / ``emulation.model``.
 import os
 import sys
 from _thread import allocate_lock
-from errno import EMFILE, ENFILE
 
 from ._errors import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_PARAMETER,
     ERROR_NOT_SUPPORTED,
-    ERROR_TOO_MANY_OPEN_FILES,
     AccessDeniedError,
     BackendUnavailableError,
     ProcessNotFoundError,
     SessionIdError,
+    error_from_oserror,
 )
 
 # The one place the version is written (pyproject reads it from here).
@@ -123,22 +122,50 @@ class _Unsupported:
         raise self._fail()
 
 
-def _platform_default() -> "Backend":
+def _platform_name() -> str | None:
+    """The built-in backend this platform (or $SESSIONID_CFFI_BACKEND) asks for."""
     name = os.environ.get(ENV_VAR)
     if name:
-        return make_builtin(name)
+        return name
     if sys.platform == "win32":
-        return make_builtin("kernel32")
+        return "kernel32"
     if sys.platform.startswith("linux"):
-        return make_builtin("procfs")
-    return _Unsupported()
+        return "procfs"
+    return None
+
+
+def _platform_default() -> "Backend":
+    name = _platform_name()
+    return _Unsupported() if name is None else make_builtin(name)
+
+
+def _load_emulation_module() -> None:
+    """Import the platform's emulation backend module now, at import time.
+
+    A process that imports the library as root and then drops privileges
+    or chroots may no longer read the install (a venv in a 0700 home): the
+    first query must still answer. The module is pure Python (~0.2 ms of the
+    import+query budget, which pays for it at the first query anyway).
+    kernel32 stays lazy: it loads cffi's runtime and kernel32.dll, which
+    importing the package (and the pytest plugin) must not, and Windows
+    has no setuid or chroot to lose the install under a running process.
+    """
+    name = _platform_name()
+    try:
+        if name == "procfs":
+            from .emulation import procfs  # noqa: F401
+        elif name == "model":
+            from .emulation import model  # noqa: F401
+    except (ImportError, OSError):
+        pass  # not fatal at import: get_backend() reports it at the first query
 
 
 def get_backend() -> "Backend":
     """Return the backend that answers queries now.
 
     Raises BackendUnavailableError when $SESSIONID_CFFI_BACKEND names no
-    built-in backend.
+    built-in backend or its module cannot be loaded, SessionIdError with
+    winerror 4 or 8 when no descriptor or no memory was left to load it.
     """
     if _swaps:
         return _swaps[-1]
@@ -152,12 +179,15 @@ def get_backend() -> "Backend":
                     raise
                 except OSError as err:
                     # Loading the backend module itself failed, for example
-                    # with no file descriptor left (EMFILE): say so, in kind.
-                    raise SessionIdError(
+                    # with no file descriptor (4) or memory (8) left: say so, in kind.
+                    raise error_from_oserror(None, err, "load the sessionid-cffi backend") from err
+                except ImportError as err:
+                    # Its module is gone or unreadable (an install that this
+                    # process, after dropping privileges, may not read).
+                    raise BackendUnavailableError(
                         None,
-                        ERROR_TOO_MANY_OPEN_FILES if err.errno in (EMFILE, ENFILE) else 31,
+                        ERROR_NOT_SUPPORTED,
                         f"cannot load the sessionid-cffi backend: {err}",
-                        err.errno,
                     ) from err
     return _default
 
@@ -432,3 +462,6 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> "list[str]":
     return sorted(set(globals()) | set(__all__))
+
+
+_load_emulation_module()

@@ -104,16 +104,36 @@ _MISSING = frozenset({_errno.ENOENT, _errno.ESRCH, _errno.ENOTDIR})
 _DENIED = frozenset({_errno.EACCES, _errno.EPERM})
 
 
-def raise_for_errno(pid: int, err: OSError, path: str) -> "NoReturn":
-    """Raise the library error that matches an OSError from ``path``."""
+def error_from_oserror(pid: "int | None", err: OSError, where: str) -> SessionIdError:
+    """The library error for an OSError: the one translation every backend uses.
+
+    ``where`` names what failed (a path, or an action such as ``list /proc``).
+    With a ``pid``: ENOENT/ESRCH/ENOTDIR -> ProcessNotFoundError (87),
+    EACCES/EPERM -> AccessDeniedError (5). Without one (nothing was asked
+    about a process: listing procfs, loading a backend) those mean that no
+    backend can answer here: BackendUnavailableError (50). Either way
+    EMFILE/ENFILE -> 4, ENOMEM -> 8, anything else -> 31 with a pid, 50
+    without. The errno is kept; raise the result ``from err``.
+    """
     code = err.errno
-    detail = f"{path}: {os.strerror(code) if code else err}"
-    if code in _MISSING:
-        raise not_found(pid, detail, code) from err
-    if code in _DENIED:
-        raise access_denied(pid, detail, code) from err
+    reason = os.strerror(code) if code else str(err)
     winerror = _WIN32_OF_ERRNO.get(code, ERROR_GEN_FAILURE) if code else ERROR_GEN_FAILURE
     hint = " (free some file descriptors)" if winerror == ERROR_TOO_MANY_OPEN_FILES else ""
-    raise SessionIdError(
+    if pid is None:
+        message = f"cannot {where}: {reason}{hint}"
+        if code in (_errno.EMFILE, _errno.ENFILE, _errno.ENOMEM):
+            return SessionIdError(None, winerror, message, code)
+        return BackendUnavailableError(None, ERROR_NOT_SUPPORTED, message, code)
+    detail = f"{where}: {reason}"
+    if code in _MISSING:
+        return not_found(pid, detail, code)
+    if code in _DENIED:
+        return access_denied(pid, detail, code)
+    return SessionIdError(
         pid, winerror, f"cannot read the session of process {pid}: {detail}{hint}", code
-    ) from err
+    )
+
+
+def raise_for_errno(pid: int, err: OSError, path: str) -> "NoReturn":
+    """Raise ``error_from_oserror(pid, err, path)`` from ``err``."""
+    raise error_from_oserror(pid, err, path) from err

@@ -11,6 +11,7 @@ import os
 
 from ._errors import (
     ERROR_ACCESS_DENIED,
+    ERROR_GEN_FAILURE,
     ERROR_INVALID_PARAMETER,
     SessionIdError,
     access_denied,
@@ -65,16 +66,24 @@ class Kernel32Backend:
         out = ffi.new("DWORD *")
         if not _process_id_to_session_id(pid, out):
             code, message = ffi.getwinerror()
+            if not code:  # FALSE without a last error is still a failure (see below)
+                code, message = ERROR_GEN_FAILURE, "failed without setting a last error"
             raise error_for(pid, code, message)
         if pid == self._own_pid:
             self._own_session = out[0]
         return int(out[0])
 
     def native_process_id_to_session_id(self, pid: int, out: object) -> int:
-        """The raw call on a checked out-pointer: 0, or the Win32 last error."""
+        """The raw call on a checked out-pointer: 0, or the Win32 last error.
+
+        kernel32 returning FALSE without setting a last error is still a
+        failure: it is reported as ERROR_GEN_FAILURE (31), the code this
+        library uses for a failure with no more precise cause, never as 0
+        (which the caller would read as TRUE with ``*out`` unset).
+        """
         if _process_id_to_session_id(pid, out):
             return 0
-        return int(ffi.getwinerror()[0])
+        return int(ffi.getwinerror()[0]) or ERROR_GEN_FAILURE
 
     def console_session_id(self) -> int | None:
         session = kernel32.WTSGetActiveConsoleSessionId()

@@ -13,6 +13,9 @@ report and reap with CLOCK_MONOTONIC (shared by all processes), so each
 answer can be judged against what held during the query.
 
 Default: about 3 s of churn; HYPOTHESIS_PROFILE=long: 30 s.
+
+With pid_max 32768 these children never get a PID used before in the run,
+so reuse itself is forced, between the backend's steps, in test_pid_reuse.py.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ import sessionid_cffi as s
 from sessionid_cffi import SessionIdError, ffi, get_backend, lowlevel, use_backend
 from sessionid_cffi.testing import ModelBackend
 
-from conftest import LINUX
+from conftest import LINUX, windows_only
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 SCALE = 10 if LONG else 1
@@ -70,6 +70,12 @@ def other_process() -> int:
     (Linux only here: under Wine, CPython 3.11/3.12's os.getppid() calls
     PssCaptureSnapshot, which Wine 8 lacks)."""
     return os.getppid()
+
+
+def from_emfile(err: BaseException) -> bool:
+    """Whether ``err`` was raised from the OSError it translates (errno kept)."""
+    cause = err.__cause__
+    return isinstance(cause, OSError) and cause.errno == errno.EMFILE
 
 
 def assert_emfile(call: Callable[[], object]) -> None:
@@ -118,6 +124,7 @@ def test_no_descriptor_left_is_a_clear_error_then_calls_recover(left: int) -> No
         assert (err.winerror, err.errno) == (4, errno.EMFILE), err
         assert not isinstance(err, (ProcessLookupError, PermissionError))
         assert "descriptor" in str(err)
+        assert from_emfile(err), repr(err.__cause__)
         assert results[f"raw {pid}"] == (0, 4, 0xDEADBEEF)
         bulk = results[f"bulk {pid}"]
         # Never a silently shorter answer: the process exists, it could not be read.
@@ -144,6 +151,7 @@ def test_current_session_with_no_descriptor_left() -> None:
             got = err
     assert isinstance(got, SessionIdError)
     assert (got.winerror, got.errno) == (4, errno.EMFILE)
+    assert from_emfile(got), repr(got.__cause__)
     assert s.current_session_id() == truth
 
 
@@ -156,6 +164,7 @@ def test_bulk_walk_with_no_descriptor_left_says_so() -> None:
             got = err
     assert isinstance(got, SessionIdError)
     assert (got.winerror, got.errno) == (4, errno.EMFILE)
+    assert from_emfile(got), repr(got.__cause__)
 
 
 @needs_rlimit
@@ -292,3 +301,67 @@ def test_backend_swaps_from_many_threads_stay_consistent() -> None:
     assert errors == []
     FIGURES["calls"] += 8 * rounds * 2
 
+
+
+# -- failures while loading the backend, and a FALSE that names no error ---------------
+@pytest.mark.parametrize(
+    ("code", "winerror", "kind"),
+    [(errno.ENOMEM, 8, SessionIdError), (errno.EMFILE, 4, SessionIdError),
+     (errno.EACCES, 50, s.BackendUnavailableError)],
+    ids=["ENOMEM", "EMFILE", "EACCES"],
+)
+def test_an_os_error_while_loading_the_backend_is_said_in_kind(
+    monkeypatch: pytest.MonkeyPatch, code: int, winerror: int, kind: type[SessionIdError]
+) -> None:
+    """Stand-in: the backend's module is loaded when the first query builds
+    the backend; an ENOMEM (or EMFILE) from the import system's read of it
+    cannot be provoked here without starving the test process itself, so
+    make_builtin is replaced by one that fails as that read would."""
+    def fails_to_load(name: str) -> object:
+        raise OSError(code, os.strerror(code), f"{name}.py")
+
+    monkeypatch.setattr(s, "make_builtin", fails_to_load)
+    monkeypatch.setattr(s, "_default", None)
+    monkeypatch.delenv("SESSIONID_CFFI_BACKEND", raising=False)
+    with pytest.raises(SessionIdError) as caught:
+        s.current_session_id()
+    err = caught.value
+    assert type(err) is kind, err
+    assert (err.winerror, err.errno, err.pid) == (winerror, code, None), err
+    assert "load" in str(err)
+    assert s._default is None  # nothing half-built kept: the next query tries again
+
+
+@windows_only
+def test_kernel32_false_without_a_last_error_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-in: kernel32 does not return FALSE with last error 0 on demand,
+    so the bound ProcessIdToSessionId is replaced by a function that calls
+    the real SetLastError(0) (through a second FFI: cffi keeps one saved
+    last error per thread for every FFI) and returns FALSE. The raw call
+    must report failure (31), never TRUE with an unwritten out-pointer."""
+    from cffi import FFI
+
+    from sessionid_cffi import _kernel32
+
+    other_ffi = FFI()
+    other_ffi.cdef("void SetLastError(unsigned int);")
+    kernel32 = other_ffi.dlopen("kernel32.dll")
+
+    def false_without_last_error(pid: int, out: object) -> int:
+        kernel32.SetLastError(0)
+        return 0
+
+    kernel32.SetLastError(5)
+    false_without_last_error(0, None)
+    assert ffi.getwinerror()[0] == 0  # the stand-in really leaves no last error
+    assert get_backend().name == "kernel32"
+    monkeypatch.setattr(_kernel32, "_process_id_to_session_id", false_without_last_error)
+    out = ffi.new("DWORD *", 0xDEADBEEF)
+    assert (s.ProcessIdToSessionId(os.getpid(), out), s.GetLastError(), out[0]) == (
+        0, 31, 0xDEADBEEF
+    )
+    # The Pythonic call through a fresh backend (no own session kept yet) fails too.
+    with pytest.raises(SessionIdError) as caught:
+        _kernel32.Kernel32Backend().session_id(os.getpid())
+    assert caught.value.winerror == 31, caught.value
+    assert "without setting a last error" in str(caught.value)

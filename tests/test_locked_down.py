@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -155,10 +156,10 @@ def test_a_locked_down_procfs_reveals_nothing_more_than_it_allows(option: str, m
     for key in ("root", "init"):
         assert answers[key][:2] == [name, winerror], (key, answers)
         assert result["raw"][key] == [0, winerror, 0xDEADBEEF], (key, result["raw"])
-    # A thread of root's process: not a session either way (87 or 5).
-    assert isinstance(answers["root_thread"], list), answers
-    assert result["raw"]["root_thread"][0] == 0
-    assert result["raw"]["root_thread"][2] == 0xDEADBEEF
+    # A thread of root's process is no process (C4), denied files or not:
+    # the thread check (pidfd_open) is no procfs file, so hidepid cannot turn it into 5.
+    assert answers["root_thread"][:2] == ["ProcessNotFoundError", 87], answers
+    assert result["raw"]["root_thread"] == [0, 87, 0xDEADBEEF], result["raw"]
     # nobody's own process answers, as procfs lets it read its own file.
     assert answers["self"] == direct["self"] or (direct["self"] == 2**32 - 1
                                                   and answers["self"] == 0)
@@ -189,3 +190,99 @@ def test_no_procfs_at_all_is_a_clear_error_at_call_time() -> None:
     assert len(stderr.splitlines()) == 1
     assert stderr.startswith("sessionid: ")
     assert os.path.exists("/proc/self")  # the machine's own /proc was never touched
+
+
+# -- the install locked away after import ------------------------------------------
+DROP = r"""
+import json, os, sys
+open("/proc/self/loginuid", "w").write("1000")  # a login: a session other than 0
+import sessionid_cffi as s
+def truth(pid):
+    raw = int(open(f"/proc/{pid}/sessionid").read())
+    return 0 if raw == 2**32 - 1 else raw
+own, parent = os.getpid(), os.getppid()
+result = {"own_truth": truth(own), "parent_truth": truth(parent)}
+mode = sys.argv[1]
+if mode == "chroot":
+    os.chroot(sys.argv[2])
+    os.chdir("/")
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+try:
+    open(s.__file__, "rb").close()
+    result["install_readable"] = True
+except OSError:
+    result["install_readable"] = False
+if mode == "env":  # a backend whose module was not loaded at import
+    os.environ["SESSIONID_CFFI_BACKEND"] = "model"
+def outcome(call):
+    try:
+        return ["ok", call()]
+    except s.SessionIdError as err:
+        return [type(err).__name__, err.winerror, str(err)]
+    except BaseException as err:
+        return [type(err).__name__, None, str(err)]
+result["current"] = outcome(s.current_session_id)
+result["parent"] = outcome(lambda: s.process_id_to_session_id(parent))
+result["bulk"] = outcome(lambda: s.session_ids([own, parent]))
+print(json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def private_install(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The library installed in a venv inside a 0700 root-owned home (as a
+    venv in /root is): only root can read it. Returns the venv's python."""
+    import sessionid_cffi.emulation
+
+    home = tmp_path_factory.mktemp("home")
+    home.chmod(0o700)
+    venv = home / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = venv / "lib" / version / "site-packages"
+    ignore = shutil.ignore_patterns("__pycache__")
+    # The wheel's layout: emulation/ ships as sessionid_cffi.emulation.
+    package = site / "sessionid_cffi"
+    shutil.copytree(os.path.dirname(sessionid_cffi.__file__), package, ignore=ignore)
+    if not (package / "emulation").exists():  # an editable install keeps it apart
+        shutil.copytree(os.path.dirname(sessionid_cffi.emulation.__file__),
+                        package / "emulation", ignore=ignore)
+    return str(venv / "bin" / "python")
+
+
+def drop_after_import(python: str, mode: str, jail: str = "") -> dict[str, object]:
+    done = subprocess.run([python, "-I", "-c", DROP, mode, jail], capture_output=True,
+                          text=True, timeout=60, cwd="/", check=False)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    assert result["install_readable"] is False  # the scene is real: nobody cannot read it
+    return result
+
+
+def test_dropping_to_nobody_after_import_still_answers(private_install: str) -> None:
+    result = drop_after_import(private_install, "drop")
+    own, parent = result["own_truth"], result["parent_truth"]
+    assert own != 0
+    assert result["current"] == ["ok", own]
+    assert result["parent"] == ["ok", parent]
+    assert result["bulk"][0] == "ok", result["bulk"]
+    assert sorted(result["bulk"][1].values()) == sorted([own, parent])  # type: ignore[index]
+
+
+def test_chroot_after_import_is_a_library_error(private_install: str, tmp_path: Path) -> None:
+    jail = tmp_path / "jail"
+    jail.mkdir(mode=0o755)
+    result = drop_after_import(private_install, "chroot", str(jail))
+    for key in ("current", "parent", "bulk"):
+        # No procfs in the jail: said by the library, not by the import system.
+        assert result[key][:2] == ["BackendUnavailableError", 50], (key, result[key])
+
+
+def test_a_backend_module_unreadable_at_first_use_is_a_library_error(
+    private_install: str,
+) -> None:
+    result = drop_after_import(private_install, "env")
+    for key in ("current", "parent", "bulk"):
+        kind, winerror, message = result[key]  # type: ignore[misc]
+        assert (kind, winerror) == ("BackendUnavailableError", 50), (key, result[key])
+        assert "cannot load" in message
