@@ -312,7 +312,7 @@ def test_records_match_what_the_process_reports_itself(mode: str) -> None:
         [slim] = [r for r in s.process_records(["comm"]) if r.pid == report["pid"]]
         assert slim == ProcessRecord(record.pid, record.session_id, comm=report["comm"])
         [bare] = [r for r in s.process_records(["uid"]) if r.pid == report["pid"]]
-        assert bare == ProcessRecord(record.pid, record.session_id, uid=65534)
+        assert bare == ProcessRecord(record.pid, record.session_id, uid=65534, user=record.user)
     finally:
         stop(child)
 
