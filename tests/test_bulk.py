@@ -166,7 +166,7 @@ def test_process_record_is_a_named_tuple_with_optional_fields() -> None:
 def test_process_records_refuses_unknown_fields() -> None:
     model, _ = model_world()
     with use_backend(model):
-        with pytest.raises(ValueError, match="'command'.*choose from: pid, session_id"):
+        with pytest.raises(ValueError, match=r"'command'.*choose from: pid, session_id"):
             s.process_records(["comm", "command"])
         with pytest.raises(TypeError, match="not a string"):
             s.process_records("comm")
@@ -430,4 +430,5 @@ def test_windows_bulk_lists_this_process() -> None:
     assert info.is_console == (own == s.active_console_session_id())
     # Wine names its one session's WinStation "Console", as Windows does.
     assert info.tty == record.tty == "Console"
-    assert info.uid is None and info.leader is None
+    assert info.uid is None
+    assert info.leader is None
