@@ -432,3 +432,44 @@ def test_windows_bulk_lists_this_process() -> None:
     assert info.tty == record.tty == "Console"
     assert info.uid is None
     assert info.leader is None
+
+
+class Listing:
+    """A backend with fixed records, for sessions()' aggregation rules."""
+
+    name = "listing"
+
+    def __init__(self, records: list[ProcessRecord]) -> None:
+        self.records = records
+
+    def session_id(self, pid: int) -> int:
+        return {r.pid: r.session_id for r in self.records}[pid]
+
+    def console_session_id(self) -> int | None:
+        return 5
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        return {r.pid: r.session_id for r in self.records}
+
+    def process_records(self, fields: frozenset[str] | None) -> list[ProcessRecord]:
+        return list(self.records)
+
+
+def test_session_leader_is_the_earliest_start_and_on_a_tie_the_one_entered_from_outside() -> None:
+    # Start times tick at 10 ms: a login's first process and its child can
+    # share one. The leader is the one whose parent is outside the session.
+    records = [
+        # PIDs wrapped: the child (20) has a lower PID than its parent (30).
+        ProcessRecord(20, 5, ppid=30, luid=1000, login="alice", tty=None, started=100.0),
+        ProcessRecord(30, 5, ppid=1, luid=1000, login="alice", tty=None, started=100.0),
+        ProcessRecord(40, 5, ppid=20, luid=1000, login="alice", tty="pts/7", started=101.0),
+        ProcessRecord(10, 5, ppid=2, luid=1000, login="alice", tty="pts/1", started=102.0),
+        # Session 0 is nobody's login, whatever a backend says of its first process.
+        ProcessRecord(1, 0, ppid=0, luid=0, login="root", started=1.0),
+    ]
+    with use_backend(Listing(records)):
+        assert s.sessions() == [
+            SessionInfo(0, None, None, 1, None, 1.0, 1, False),
+            # tty: of the earliest-started process that has one.
+            SessionInfo(5, 1000, "alice", 30, "pts/7", 100.0, 4, True),
+        ]
