@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import subprocess
 import sys
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import sessionid_cffi as s
 
 from conftest import Login, linux_only, needs_root
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 COMMAND = [sys.executable, "-m", "sessionid_cffi"]
 
@@ -55,6 +58,8 @@ def ok_json(*args: str) -> dict[str, object]:
 
 
 def name_of(uid: int) -> str:
+    import pwd  # not at the top: Windows has no pwd
+
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -67,6 +72,20 @@ def width(text: str) -> int:
         0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
         for ch in text
     )
+
+
+@pytest.fixture
+def child() -> Iterator[int]:
+    """PID of a second process of ours (os.getppid() aborts under Wine 8)."""
+    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                               stdin=subprocess.PIPE)
+    try:
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stdin is not None
+        process.stdin.close()
 
 
 def ok(*args: str) -> str:
@@ -90,8 +109,8 @@ def test_no_argument_prints_the_own_session() -> None:
     assert ok() == f"{s.current_session_id()}\n"
 
 
-def test_pids_print_aligned_pid_and_session_when_piped() -> None:
-    own, parent = os.getpid(), os.getppid()
+def test_pids_print_aligned_pid_and_session_when_piped(child: int) -> None:
+    own, parent = os.getpid(), child
     lines = ok(str(own), str(parent)).splitlines()
     assert "\t" not in "".join(lines)
     assert [line.split() for line in lines] == [
@@ -195,8 +214,8 @@ def test_no_header_drops_only_the_header() -> None:
     assert own in {row[0] for row in rows}
 
 
-def test_pid_and_session_lists_repeat_and_combine() -> None:
-    own, parent = os.getpid(), os.getppid()
+def test_pid_and_session_lists_repeat_and_combine(child: int) -> None:
+    own, parent = os.getpid(), child
     wanted = {own, parent}
     listed = ok_json("ps", "-p", f"{own},{parent}")["processes"]
     assert {p["pid"] for p in listed} == wanted  # type: ignore[index]
