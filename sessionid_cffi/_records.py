@@ -57,12 +57,12 @@ _PROCESS_FIELDS = (
     ("pid", "The process id."),
     ("session_id", "Its login session, as ``process_id_to_session_id(pid)`` answers."),
     ("ppid", "The parent's PID (Linux; None on Windows)."),
-    ("uid", "The owner: the effective uid, as ``ps -o uid`` shows it (Linux)."),
+    ("uid", "The owner, that is the effective uid, as ``ps -o uid`` shows it (Linux)."),
     ("user", "The owner's name (the uid as text where passwd has no entry)."),
     ("luid", "The login uid of its session (Linux ``loginuid``; None where unset)."),
-    ("login", "Its session's login user: ``luid``'s name (Windows: the session's user)."),
+    ("login", "The name of ``luid``, the session's login user (Windows: the session's user)."),
     ("tty", "Controlling terminal (``pts/3``), or None."),
-    ("comm", "Process name (Linux: ``comm``, at most 15 bytes; Windows: the image name)."),
+    ("comm", "The process name, ``comm`` on Linux (15 bytes at most), the image name on Windows."),
     ("args", "Command line, arguments joined by spaces (Linux ``cmdline``), or None."),
     ("started", "When it started, as a POSIX timestamp, or None."),
 )
@@ -79,7 +79,7 @@ it, ``uid`` and ``leader`` are None. Session 0 has no user.
 """
 
 _SESSION_FIELDS = (
-    ("session_id", "The session (0: system and services)."),
+    ("session_id", "The session; 0 is the system and services session."),
     ("uid", "The login uid (Linux), or None."),
     ("user", "The user's name (the uid as text where passwd has no entry), or None."),
     ("leader", "PID of the session's earliest-started process, or None."),
