@@ -352,7 +352,9 @@ class ProcfsBackend:
         parsed: dict[bytes, int] = {}
         records: list[ProcessRecord] = []
         op, rd, cl, st = os.open, os.read, os.close, os.stat
-        new_record = ProcessRecord
+        # Built as the tuple it is: ProcessRecord's checking constructor
+        # costs ~1 us a record, and these eleven values are already in order.
+        new_tuple = tuple.__new__
         try:
             for name in names:
                 if not name.isdigit():
@@ -403,7 +405,10 @@ class ProcfsBackend:
                     cl(first)
                 luid, login = logins[session] if need_login else (None, None)
                 records.append(
-                    new_record(pid, session, ppid, uid, user, luid, login, tty, comm, args, started)
+                    new_tuple(
+                        ProcessRecord,
+                        (pid, session, ppid, uid, user, luid, login, tty, comm, args, started),
+                    )
                 )
         finally:
             cl(root_fd)

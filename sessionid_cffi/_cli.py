@@ -20,6 +20,7 @@ only the files the chosen columns need are read.
 from __future__ import annotations
 
 import sys
+from _operator import itemgetter
 
 from . import (
     current_session_id,
@@ -33,7 +34,7 @@ from ._errors import BackendUnavailableError, SessionIdError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from ._records import ProcessRecord
 
@@ -103,6 +104,16 @@ COLUMNS = {
     "args": ("COMMAND", "args", False),
 }
 DEFAULT_COLUMNS = ("pid", "session", "user", "login", "comm")
+# Record fields by position (ProcessRecord's order): a tuple index is the
+# cheapest way to read one field of a thousand records.
+_FIELD_INDEX = {
+    field: index
+    for index, field in enumerate(
+        ("pid", "session_id", "ppid", "uid", "user", "luid", "login", "tty", "comm", "args")
+    )
+}
+
+_BY_SESSION_THEN_PID = itemgetter(1, 0)
 SESSION_HEADER = ("SESSION", "UID", "USER", "LEADER", "TTY", "SINCE", "PROCESSES", "CONSOLE")
 
 
@@ -261,24 +272,32 @@ def _error(message: str) -> None:
         pass
 
 
-def _table(header: tuple[str, ...] | None, rows: list[list[str]], right: tuple[bool, ...]) -> str:
-    """Rows as text aligned with spaces, ps style: ``right`` columns
-    (numbers) right-aligned, the last column never padded, so that a long
-    or wide last cell (COMMAND) cannot shift the others."""
+def _table(header: Sequence[str] | None, columns: list[list[str]], right: Sequence[bool]) -> str:
+    """Columns of cells as text aligned with spaces, ps style: ``right``
+    columns (numbers) right-aligned, the last column never padded, so that
+    a long or wide last cell (COMMAND) cannot shift the others. Built a
+    column at a time: this runs for every process of the machine."""
     if header is not None:
-        rows.insert(0, list(header))
-    if not rows:
+        columns = [[title, *column] for title, column in zip(header, columns, strict=True)]
+    if not columns or not columns[0]:
         return ""
-    last = len(right) - 1
-    widths = [max(map(_width, column)) for column in zip(*rows, strict=True)]
-    lines = []
-    for row in rows:
-        cells = []
-        for i, cell in enumerate(row):
-            pad = " " * (widths[i] - _width(cell)) if i < last or right[i] else ""
-            cells.append(pad + cell if right[i] else cell + pad)
-        lines.append("  ".join(cells).rstrip(" ") + "\n")
-    return "".join(lines)
+    last = len(columns) - 1
+    padded = []
+    for i, column in enumerate(columns):
+        if i == last and not right[i]:
+            padded.append(column)
+        elif "".join(column).isascii():
+            size = max(map(len, column))
+            padded.append([c.rjust(size) for c in column] if right[i] else
+                          [c.ljust(size) for c in column])
+        else:
+            widths = [_width(cell) for cell in column]
+            size = max(widths)
+            padded.append([
+                " " * (size - w) + c if right[i] else c + " " * (size - w)
+                for c, w in zip(column, widths, strict=True)
+            ])
+    return "".join("  ".join(row).rstrip(" ") + "\n" for row in zip(*padded, strict=True))
 
 
 def _dump(document: object) -> str:
@@ -325,8 +344,8 @@ def _pids(args: _Args) -> int:
     elif not args.pids:
         out = f"{found[0][1]}\n"
     else:
-        rows = [[str(pid), str(session)] for pid, session in found]
-        out = _table(None, rows, (True, True))
+        columns = [[str(pid) for pid, _ in found], [str(session) for _, session in found]]
+        out = _table(None, columns, (True, True))
     return _write(out) or status
 
 
@@ -367,7 +386,7 @@ def _ps(args: _Args) -> int:
         records = [r for r in records if r.session_id in wanted_sessions]
     if args.users is not None:
         records = [r for r in records if _owned_by(r, uids, names)]
-    records.sort(key=lambda record: (record.session_id, record.pid))
+    records.sort(key=_BY_SESSION_THEN_PID)
     selected = args.select_pids is not None or args.sessions is not None or args.users is not None
     status = EXIT_FAILED if selected and not records else EXIT_OK
     spec = [COLUMNS[column] for column in columns]
@@ -375,16 +394,16 @@ def _ps(args: _Args) -> int:
         keys = list(dict.fromkeys(field for _, field, _ in spec))
         document = {"processes": [{key: getattr(r, key) for key in keys} for r in records]}
         return _write(_dump(document)) or status
-    getters = [_getter(field) for _, field, _ in spec]
-    rows = [[_cell(get(record)) for get in getters] for record in records]
-    header = tuple(title for title, _, _ in spec) if args.header else None
-    return _write(_table(header, rows, tuple(right for _, _, right in spec))) or status
-
-
-def _getter(field: str) -> Callable[[ProcessRecord], object]:
-    from _operator import attrgetter
-
-    return attrgetter(field)
+    cells = []
+    for _, field, is_number in spec:
+        index = _FIELD_INDEX[field]
+        if is_number:
+            cells.append(["-" if r[index] is None else str(r[index]) for r in records])
+        else:
+            # Text fields hold str or None (mypy sees the union of all fields).
+            cells.append([_printable(r[index]) for r in records])  # type: ignore[arg-type]
+    header = [title for title, _, _ in spec] if args.header else None
+    return _write(_table(header, cells, [right for _, _, right in spec])) or status
 
 
 def _owned_by(record: ProcessRecord, uids: set[int], names: set[str]) -> bool:
@@ -436,7 +455,8 @@ def _sessions(args: _Args) -> int:
     ]
     header = SESSION_HEADER if args.header else None
     right = (True, True, False, True, False, False, True, False)
-    return _write(_table(header, rows, right))
+    columns = [list(column) for column in zip(*rows, strict=True)] or [[] for _ in right]
+    return _write(_table(header, columns, right))
 
 
 def _write(text: str) -> int:
