@@ -349,7 +349,7 @@ def main(argv: list[str]) -> int:
         "machine": {
             "kernel": platform.release(), "python": platform.python_version(),
             "cpus": os.cpu_count(), "processes_in_proc": table_size,
-            "extra_sleepers": args.processes, "rounds": rounds, "venv": sys.prefix,
+            "extra_sleepers": args.processes, "rounds": rounds,
         },
         "results": results,
     }
