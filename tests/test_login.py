@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -59,6 +60,25 @@ sys.stdin.readline()
 """
 
 
+def watched(login: subprocess.Popen[str], timeout: float = 120) -> threading.Timer:
+    """A timer that kills ``login`` after ``timeout`` s: a stuck login then
+    reads as end of output and fails the test instead of hanging it."""
+    watchdog = threading.Timer(timeout, login.kill)
+    watchdog.start()
+    return watchdog
+
+
+def line_of(login: subprocess.Popen[str]) -> str:
+    """The next line the login prints; fails if it ended without one."""
+    assert login.stdout is not None
+    line = login.stdout.readline()
+    if not line:
+        login.kill()
+        _, err = login.communicate()
+        raise AssertionError(f"the login ended (or was stuck and killed) without output: {err!r}")
+    return line
+
+
 def outside(*args: str) -> object:
     done = subprocess.run([*COMMAND, "--json", *args], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (0, ""), done
@@ -78,11 +98,10 @@ def test_a_login_is_one_session_inside_outside_and_after_logout(sshd: Sshd) -> N
 
     code = base64.b64encode(INSIDE.encode()).decode()
     login = sshd.login(f"{sys.executable} -c \"import base64; exec(base64.b64decode('{code}'))\"")
+    watchdog = watched(login)
     assert login.stdout is not None
     assert login.stdin is not None
-    line = login.stdout.readline()
-    assert line, login.stderr.read() if login.stderr else ""
-    report = json.loads(line)
+    report = json.loads(line_of(login))
     child = report["child"]
     try:
         session = report["kernel"]
@@ -125,6 +144,7 @@ def test_a_login_is_one_session_inside_outside_and_after_logout(sshd: Sshd) -> N
             0, "root", child, 1
         )
     finally:
+        watchdog.cancel()
         if login.poll() is None:
             login.kill()
         login.wait()
@@ -148,11 +168,12 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
 ) -> None:
     before = time.time()
     login = sshd.login("tty; cat /proc/self/sessionid; echo; echo $$; exec sleep 60", tty=True)
+    watchdog = watched(login)
     assert login.stdout is not None
     try:
-        tty = login.stdout.readline().strip()
-        session = int(login.stdout.readline())
-        shell = int(login.stdout.readline())
+        tty = line_of(login).strip()
+        session = int(line_of(login))
+        shell = int(line_of(login))
         after = time.time()
         assert tty.startswith("/dev/pts/")
         [row] = [r for r in outside("sessions")["sessions"] if r["session_id"] == session]  # type: ignore[index]
@@ -187,6 +208,7 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
         ).stdout.splitlines()
         assert ps[1].split() == [str(shell), tty.removeprefix("/dev/"), "root", "root", "sleep"]
     finally:
+        watchdog.cancel()
         login.kill()
         login.wait()
         for stream in (login.stdin, login.stdout, login.stderr):
