@@ -348,7 +348,7 @@ class ProcfsBackend:
         clock = _BootClock(self.proc_root) if "started" in wanted else None
         root_fd, names = self._open_root()
         logins: dict[int, tuple[int | None, str | None]] = {0: (None, None)}
-        user_names: dict[int, str] = {}
+        user_names: dict[int, str | None] = {}
         parsed: dict[bytes, int] = {}
         records: list[ProcessRecord] = []
         op, rd, cl, st = os.open, os.read, os.close, os.stat
@@ -381,8 +381,9 @@ class ProcfsBackend:
                     if need_owner:
                         # The directory, never a file in it: see the docstring.
                         uid = st(name, dir_fd=root_fd).st_uid
-                        user = user_names.get(uid)
-                        if user is None:
+                        if uid in user_names:
+                            user = user_names[uid]
+                        else:
                             user = user_names[uid] = _passwd_name(uid)
                     if need_args:
                         args = _args_text(_read_all_at(root_fd, name + "/cmdline"))
@@ -510,14 +511,15 @@ def _login_uid(pid: int, data: bytes) -> int | None:
     return None if uid == 0 and not data.startswith(b"0") else uid
 
 
-def _passwd_name(uid: int) -> str:
-    """The passwd name of ``uid``, else the number as text (as ps shows it)."""
+def _passwd_name(uid: int) -> str | None:
+    """The passwd name of ``uid``, None where passwd has no entry (the uid
+    field still says who it is: a name is never a number in a string)."""
     import pwd
 
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return str(uid)
+        return None
 
 
 class _BootClock:

@@ -103,6 +103,9 @@ COLUMNS = {
     "comm": ("COMMAND", "comm", False),
     "args": ("COMMAND", "args", False),
 }
+# A name column shows its uid where passwd has no name for it, as ps does
+# (in JSON the name is null and the uid field holds the number).
+_NUMBER_FOR = {"user": "uid", "login": "luid"}
 DEFAULT_COLUMNS = ("pid", "session", "user", "login", "comm")
 # Record fields by position (ProcessRecord's order): a tuple index is the
 # cheapest way to read one field of a thousand records.
@@ -372,6 +375,7 @@ def _user_ids(users: list[str]) -> tuple[set[int], set[str]]:
 def _ps(args: _Args) -> int:
     columns = args.columns or list(DEFAULT_COLUMNS)
     fields = {COLUMNS[column][1] for column in columns}
+    fields.update(_NUMBER_FOR[field] for field in fields.intersection(_NUMBER_FOR))
     uids: set[int] = set()
     names: set[str] = set()
     if args.users is not None:
@@ -399,6 +403,12 @@ def _ps(args: _Args) -> int:
         index = _FIELD_INDEX[field]
         if is_number:
             cells.append(["-" if r[index] is None else str(r[index]) for r in records])
+        elif field in _NUMBER_FOR:
+            number = _FIELD_INDEX[_NUMBER_FOR[field]]
+            cells.append([
+                _printable(r[index]) if r[index] is not None else _cell(r[number])  # type: ignore[arg-type]
+                for r in records
+            ])
         else:
             # Text fields hold str or None (mypy sees the union of all fields).
             cells.append([_printable(r[index]) for r in records])  # type: ignore[arg-type]
@@ -444,7 +454,7 @@ def _sessions(args: _Args) -> int:
         [
             str(info.session_id),
             _cell(info.uid),
-            _cell(info.user),
+            _cell(info.user if info.user is not None else info.uid),
             _cell(info.leader),
             _cell(info.tty),
             _cell(_iso(info.since)),

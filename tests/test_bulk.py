@@ -211,13 +211,14 @@ def read_sessionid(pid: int) -> int | None:
     return 0 if value == AUDIT_UNSET else value
 
 
-def user_of(uid: int) -> str:
+def user_of(uid: int) -> str | None:
+    """The passwd name, None where there is none (never a number as text)."""
     import pwd
 
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return str(uid)
+        return None
 
 
 @linux_only
@@ -344,7 +345,7 @@ def test_own_session_is_listed_with_this_process() -> None:
 
 @needs_root
 def test_login_sessions_show_up_as_their_own_sessions(login: Login) -> None:
-    other = Login(uid=4242424)  # no passwd entry: the user is the number
+    other = Login(uid=4242424)  # no passwd entry: no name, the uid says who
     try:
         assert {login.session, other.session}.isdisjoint({0})
         assert login.session != other.session
@@ -355,7 +356,7 @@ def test_login_sessions_show_up_as_their_own_sessions(login: Login) -> None:
         assert s.processes_in_session(other.session) == [other.pid]
         listed = {info.session_id: info for info in s.sessions()}
         console = s.active_console_session_id()
-        for who, uid, name in ((login, 1000, user_of(1000)), (other, 4242424, "4242424")):
+        for who, uid, name in ((login, 1000, user_of(1000)), (other, 4242424, None)):
             info = listed[who.session]
             assert (info.uid, info.user, info.leader, info.process_count) == (uid, name, who.pid, 1)
             assert info.is_console == (who.session == console)
@@ -404,7 +405,7 @@ def test_records_never_mix_processes_while_pids_come_and_go() -> None:
                 command = record.comm
                 if command is not None and command.startswith("churn"):
                     expected = 3000000 + int(command[5:])
-                    assert (record.luid, record.login) == (expected, str(expected)), record
+                    assert (record.luid, record.login) == (expected, None), record
                     assert record.session_id != 0
                     checked += 1
     finally:

@@ -57,13 +57,13 @@ def ok_json(*args: str) -> dict[str, object]:
     return document
 
 
-def name_of(uid: int) -> str:
+def name_of(uid: int) -> str | None:
     import pwd  # not at the top: Windows has no pwd
 
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return str(uid)
+        return None
 
 
 def width(text: str) -> int:
@@ -460,3 +460,21 @@ def test_login_sessions_show_up_in_ps_and_sessions(login: Login) -> None:
     )
     plain = {line.split()[0]: line.split() for line in ok("sessions").splitlines()}
     assert plain[str(login.session)][1:4] == [str(login.uid), login_name, str(login.pid)]
+
+
+@needs_root
+def test_a_uid_without_a_name_is_a_number_in_tables_and_null_in_json() -> None:
+    nameless = Login(uid=4242424)  # no passwd entry
+    try:
+        assert name_of(4242424) is None
+        [row] = ok_json("ps", "-p", str(nameless.pid), "-o", "pid,luid,login")["processes"]  # type: ignore[misc]
+        assert row == {"pid": nameless.pid, "luid": 4242424, "login": None}
+        lines = ok("ps", "-p", str(nameless.pid), "-o", "pid,login").splitlines()
+        assert lines[1].split() == [str(nameless.pid), "4242424"]
+        listed = {r["session_id"]: r for r in ok_json("sessions")["sessions"]}  # type: ignore[index, union-attr]
+        session = listed[nameless.session]
+        assert (session["uid"], session["user"]) == (4242424, None)
+        plain = {line.split()[0]: line.split() for line in ok("sessions").splitlines()}
+        assert plain[str(nameless.session)][1:3] == ["4242424", "4242424"]
+    finally:
+        nameless.close()
