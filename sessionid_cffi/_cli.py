@@ -1,6 +1,6 @@
 """The ``sessionid`` command: which login session is a process in?
 
-Forms (docs/cli.md has the details; ``sessionid/schema.json`` the JSON)::
+Forms (docs/cli.md has the details; ``schema.json`` in this package the JSON)::
 
     sessionid [--json] [--backend NAME] [PID ...]
     sessionid [--json] [--backend NAME] ps [-o COLUMNS] [--no-header]
@@ -62,7 +62,8 @@ forms:
                         PROCESSES CONSOLE (CONSOLE: * for the console session)
 
 options:
-  --json                print one JSON object instead (schema: docs/cli.md)
+  --json                print one JSON object instead (its JSON Schema:
+                        schema.json in the sessionid_cffi package)
   --backend NAME        answer with backend kernel32, procfs or model
   -o, --format COLUMNS  ps: comma-separated columns, any of
                         pid ppid session uid user luid login tty comm args
@@ -74,7 +75,8 @@ options:
   --version             print the version and exit
 
 USER is the owner (effective uid, as in ps); LOGIN the user of the login
-session. Columns are aligned with spaces; a missing value prints as -.
+session; a uid without a passwd name prints as the number. Columns are
+aligned with spaces; a missing value prints as -.
 Options that take lists may repeat; a process is kept when it matches
 each option given.
 
