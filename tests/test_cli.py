@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 COMMAND = [sys.executable, "-m", "sessionid_cffi"]
+# Commands run from tests/, never from the checkout's root: `python -m` puts
+# the working folder first on sys.path, and the source tree's package (with
+# emulation/ beside it, mapped in only by the installer) is not what runs.
+NEUTRAL = str(Path(__file__).resolve().parent)
 
 
 def run(*args: str, backend: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -29,7 +33,7 @@ def run(*args: str, backend: str | None = None) -> subprocess.CompletedProcess[s
     if backend is not None:
         env["SESSIONID_CFFI_BACKEND"] = backend
     return subprocess.run(
-        [*COMMAND, *args], capture_output=True, text=True, timeout=120, env=env
+        [*COMMAND, *args], capture_output=True, text=True, timeout=120, env=env, cwd=NEUTRAL
     )
 
 
@@ -381,7 +385,7 @@ def test_output_errors_are_one_line_and_exit_1(args: list[str]) -> None:
     for redirect in (">/dev/full", ">&-"):
         done = subprocess.run(
             ["sh", "-c", f"exec {command} {redirect}"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True, text=True, timeout=120, cwd=NEUTRAL,
         )
         assert done.returncode == 1, (redirect, done)
         lines = done.stderr.splitlines()
@@ -395,7 +399,7 @@ def test_a_reader_that_leaves_early_is_not_an_error_message() -> None:
     # the write meets a closed pipe (EPIPE), as `sessionid ps | head` can.
     done = subprocess.run(
         ["bash", "-c", f"{' '.join(COMMAND)} ps -o pid,args | true; echo ${{PIPESTATUS[0]}}"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, cwd=NEUTRAL,
     )
     assert (done.stdout, done.stderr) == ("1\n", "")
 
@@ -407,7 +411,7 @@ def test_columns_are_aligned_on_a_terminal() -> None:
     leader, follower = pty.openpty()
     try:
         done = subprocess.run(
-            [*COMMAND, "ps"], stdout=follower, stderr=subprocess.PIPE, timeout=120
+            [*COMMAND, "ps"], stdout=follower, stderr=subprocess.PIPE, timeout=120, cwd=NEUTRAL
         )
         os.close(follower)
         follower = -1

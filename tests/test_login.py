@@ -21,6 +21,8 @@ from _sshd import Sshd, sshd  # noqa: F401 - the fixture
 import sessionid_cffi as s
 
 COMMAND = [sys.executable, "-m", "sessionid_cffi"]
+# From tests/, not the checkout's root (see test_cli.NEUTRAL).
+NEUTRAL = os.path.dirname(os.path.abspath(__file__))
 
 # Runs inside the login: reports what the kernel says (its own sessionid
 # file), what the library and the command say, and starts a setsid child
@@ -80,7 +82,9 @@ def line_of(login: subprocess.Popen[str]) -> str:
 
 
 def outside(*args: str) -> object:
-    done = subprocess.run([*COMMAND, "--json", *args], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*COMMAND, "--json", *args], capture_output=True, text=True, timeout=60, cwd=NEUTRAL
+    )
     assert (done.returncode, done.stderr) == (0, ""), done
     return json.loads(done.stdout)
 
@@ -198,13 +202,14 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
         # The shell (now sleep) and sshd's processes of this login, at least.
         assert row["process_count"] >= 2
         plain = subprocess.run(
-            [*COMMAND, "sessions"], capture_output=True, text=True, timeout=60, check=True
+            [*COMMAND, "sessions"], capture_output=True, text=True, timeout=60, check=True,
+            cwd=NEUTRAL,
         ).stdout.splitlines()
         [line] = [ln.split() for ln in plain if ln.split()[0] == str(session)]
         assert line[:5] == [str(session), "0", "root", str(leader), tty.removeprefix("/dev/")]
         ps = subprocess.run(
             [*COMMAND, "ps", "-p", str(shell), "-o", "pid,tty,user,login,comm"],
-            capture_output=True, text=True, timeout=60, check=True,
+            capture_output=True, text=True, timeout=60, check=True, cwd=NEUTRAL,
         ).stdout.splitlines()
         assert ps[1].split() == [str(shell), tty.removeprefix("/dev/"), "root", "root", "sleep"]
     finally:
