@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 
-import pytest
 from _sshd import Sshd, sshd  # noqa: F401 - the fixture
 
 import sessionid_cffi as s
@@ -220,10 +219,3 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
             if stream is not None:
                 stream.close()
 
-
-def test_the_fixture_skips_only_where_sshd_cannot_run() -> None:
-    # Here (root on Linux with OpenSSH) the login tests above must have run.
-    if sys.platform.startswith("linux") and os.geteuid() == 0 and os.path.exists("/usr/sbin/sshd"):
-        assert os.path.exists("/etc/pam.d/sshd"), "sshd without its PAM stack: no audit sessions"
-    else:
-        pytest.skip("sshd cannot run here; the login tests skip with this reason")
