@@ -143,13 +143,13 @@ class Kernel32Backend:
 
     def _station_names(self) -> dict[int, str | None]:
         """``{session: WinStation name}`` from WTSEnumerateSessionsW, which
-        also lists sessions with no process the caller can see."""
+        also lists sessions with no process the caller can see; {} where it
+        fails: station names only add to a listing that stands without them."""
         wtsapi32 = self._wtsapi()
         table = ffi.new("PWTS_SESSION_INFOW *")
         count = ffi.new("DWORD *")
         if not wtsapi32.WTSEnumerateSessionsW(WTS_CURRENT_SERVER_HANDLE, 0, 1, table, count):
-            code, message = ffi.getwinerror()
-            raise SessionIdError(None, code, f"WTSEnumerateSessionsW failed: {message}", None)
+            return {}
         try:
             entries = table[0]
             stations: dict[int, str | None] = {}
