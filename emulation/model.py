@@ -17,6 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from .._records import ProcessRecord
+
 _DWORD_MAX = 0xFFFFFFFF
 
 
@@ -129,15 +131,19 @@ class ModelBackend:
             return {pid: s for pid, s in table.items() if pid not in self.denied}
         return answers_for(self.session_id, pids)
 
-    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
-        """``(pid, session, user, command)`` of every PID the caller may
-        inspect (zombies included, denied PIDs left out, as in session_ids)."""
+    def process_records(self, fields: frozenset[str] | None = None) -> list[ProcessRecord]:
+        """A ``ProcessRecord`` of every PID the caller may inspect (zombies
+        included, denied PIDs left out, as in session_ids): ``login`` from
+        ``users``, ``comm`` from ``commands``; the model has no other
+        fields (None). ``fields`` is a hint: the model has it all at hand."""
+        from .._records import ProcessRecord
+
         with self._lock:
             table = dict(self._table)
             denied = set(self.denied)
         users, commands = self.users, self.commands
         return [
-            (pid, session, users.get(session), commands.get(pid))
+            ProcessRecord(pid, session, login=users.get(session), comm=commands.get(pid))
             for pid, session in table.items()
             if pid not in denied
         ]

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from ._generated_ffi import ffi
     from ._interface import Backend
+    from ._records import ProcessRecord, SessionInfo
     from .lowlevel import GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
 
 
@@ -118,7 +119,7 @@ class _Unsupported:
     def session_ids(self, pids: list[int] | None) -> dict[int, int]:
         raise self._fail()
 
-    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
+    def process_records(self, fields: "frozenset[str] | None") -> "list[ProcessRecord]":
         raise self._fail()
 
 
@@ -329,85 +330,96 @@ def processes_in_session(session_id: object) -> list[int]:
     return sorted(pid for pid, session in table.items() if session == wanted)
 
 
-class SessionInfo:
-    """One login session, as ``sessions()`` lists it (read-only).
+def _checked_fields(fields: "Iterable[str] | None") -> "frozenset[str] | None":
+    if fields is None:
+        return None
+    if isinstance(fields, (str, bytes)):
+        raise TypeError("fields must be an iterable of field names, not a string")
+    from ._records import RECORD_FIELDS
 
-    ``session_id``: the session (0 is the system/services session);
-    ``user``: its user name, or None where unknown (Linux: the sessions's
-    ``loginuid`` resolved with the passwd database, the number when it has
-    no entry; Windows: ``WTSQuerySessionInformationW(WTSUserName)``);
-    ``process_count``: how many of its processes the caller may inspect;
-    ``is_console``: whether it is ``active_console_session_id()``.
-    """
-
-    __slots__ = ("is_console", "process_count", "session_id", "user")
-
-    session_id: int
-    user: str | None
-    process_count: int
-    is_console: bool
-
-    def __init__(
-        self, session_id: int, user: str | None, process_count: int, is_console: bool
-    ) -> None:
-        setter = object.__setattr__
-        setter(self, "session_id", session_id)
-        setter(self, "user", user)
-        setter(self, "process_count", process_count)
-        setter(self, "is_console", is_console)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"SessionInfo is read-only: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"SessionInfo is read-only: cannot delete {name!r}")
-
-    def _key(self) -> tuple[int, str | None, int, bool]:
-        return (self.session_id, self.user, self.process_count, self.is_console)
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not SessionInfo:
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return (
-            f"SessionInfo(session_id={self.session_id}, user={self.user!r}, "
-            f"process_count={self.process_count}, is_console={self.is_console})"
+    wanted = frozenset(fields)
+    unknown = wanted.difference(RECORD_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown record fields {sorted(map(str, unknown))}; "
+            f"choose from: {', '.join(RECORD_FIELDS)}"
         )
-
-    def __reduce__(self) -> "tuple[type[SessionInfo], tuple[int, str | None, int, bool]]":
-        return (SessionInfo, self._key())
+    return wanted
 
 
-def process_records(backend: "Backend") -> list[tuple[int, int, str | None, str | None]]:
-    """``(pid, session, user, command)`` rows from ``backend``; a backend
-    without ``process_records`` (it is optional) gives no user or command."""
+def process_records(fields: "Iterable[str] | None" = None) -> "list[ProcessRecord]":
+    """A ``ProcessRecord`` for every process the caller may inspect (the
+    ``ps`` view), in no particular order.
+
+    ``fields`` names the fields to fill (``pid`` and ``session_id`` always
+    are); the others are None, which saves reading them (on Linux each
+    costs a file per process). None fills every field the backend knows.
+    Each record is read from one process, never mixed with a newcomer that
+    reused its PID; processes that exit meanwhile are left out. A backend
+    without ``process_records`` (it is optional) gives ``pid`` and
+    ``session_id`` only. ValueError names an unknown field.
+    """
+    from ._records import ProcessRecord
+
+    wanted = _checked_fields(fields)
+    backend = get_backend()
     records = getattr(backend, "process_records", None)
     if records is not None:
-        rows: list[tuple[int, int, str | None, str | None]] = records()
-        return rows
-    return [(pid, session, None, None) for pid, session in backend.session_ids(None).items()]
+        listed: list[ProcessRecord] = records(wanted)
+        return listed
+    return [ProcessRecord(pid, session) for pid, session in backend.session_ids(None).items()]
+
+
+#: What sessions() reads of each process.
+_SESSION_FIELDS = frozenset(("luid", "login", "tty", "started", "ppid"))
 
 
 def sessions() -> "list[SessionInfo]":
-    """Every session that has a process the caller may inspect, in
-    ascending order of ``session_id``."""
+    """A ``SessionInfo`` for every session (the ``loginctl list-sessions``
+    view), in ascending order of ``session_id``: each session that has a
+    process the caller may inspect, and on Windows also those that
+    ``WTSEnumerateSessionsW`` lists with no visible process."""
+    from ._records import SessionInfo
+
     backend = get_backend()
-    counts: dict[int, int] = {}
-    users: dict[int, str | None] = {}
-    for _pid, session, user, _command in process_records(backend):
-        counts[session] = counts.get(session, 0) + 1
-        if users.get(session) is None:
-            users[session] = user
+    own = getattr(backend, "session_infos", None)
+    if own is not None:
+        infos: list[SessionInfo] = own()
+        return infos
+
+    by_session: dict[int, list[ProcessRecord]] = {}
+    for record in process_records(_SESSION_FIELDS):
+        by_session.setdefault(record.session_id, []).append(record)
     console = backend.console_session_id()
-    return [
-        SessionInfo(session, users[session], counts[session], session == console)
-        for session in sorted(counts)
-    ]
+    listed = []
+    for session in sorted(by_session):
+        members = by_session[session]
+        pids = {record.pid for record in members}
+        # Earliest start first; on a tie (start times tick at 10 ms) the one
+        # whose parent is outside the session, then the lowest PID.
+        members.sort(
+            key=lambda r: (
+                r.started is None,
+                r.started or 0.0,
+                r.ppid in pids,
+                r.pid,
+            )
+        )
+        first = members[0]
+        tty = next((record.tty for record in members if record.tty is not None), None)
+        listed.append(
+            SessionInfo(
+                session,
+                None if session == 0 else first.luid,
+                None if session == 0 else first.login,
+                first.pid if first.started is not None else None,
+                tty,
+                first.started,
+                len(members),
+                session == console,
+            )
+        )
+    return listed
 
 
 __all__ = [
@@ -419,6 +431,7 @@ __all__ = [
     "GetLastError",
     "ProcessIdToSessionId",
     "ProcessNotFoundError",
+    "ProcessRecord",
     "SessionIdError",
     "SessionInfo",
     "WTSGetActiveConsoleSessionId",
@@ -428,6 +441,7 @@ __all__ = [
     "ffi",
     "get_backend",
     "process_id_to_session_id",
+    "process_records",
     "processes_in_session",
     "session_ids",
     "sessions",
@@ -440,6 +454,8 @@ _LAZY = {
     "ProcessIdToSessionId": ".lowlevel",
     "WTSGetActiveConsoleSessionId": ".lowlevel",
     "Backend": "._interface",
+    "ProcessRecord": "._records",
+    "SessionInfo": "._records",
 }
 
 

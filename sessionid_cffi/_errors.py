@@ -11,7 +11,6 @@ import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from typing import NoReturn
 
 ERROR_TOO_MANY_OPEN_FILES = 4
 ERROR_ACCESS_DENIED = 5
@@ -132,8 +131,3 @@ def error_from_oserror(pid: "int | None", err: OSError, where: str) -> SessionId
     return SessionIdError(
         pid, winerror, f"cannot read the session of process {pid}: {detail}{hint}", code
     )
-
-
-def raise_for_errno(pid: int, err: OSError, path: str) -> "NoReturn":
-    """Raise ``error_from_oserror(pid, err, path)`` from ``err``."""
-    raise error_from_oserror(pid, err, path) from err

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._records import ProcessRecord
+
 
 @runtime_checkable
 class Backend(Protocol):
@@ -30,12 +34,15 @@ class Backend(Protocol):
 
 class RecordingBackend(Backend, Protocol):
     """A backend that can also list whole records. Optional: listings
-    (``sessions()``, ``sessionid ps``) use ``session_ids(None)`` with no
-    user or command for a backend without it."""
+    (``process_records()``, ``sessions()``, ``sessionid ps``) use
+    ``session_ids(None)`` with only ``pid`` and ``session_id`` for a backend
+    without it. A backend may also have ``session_infos()`` returning
+    ``list[SessionInfo]`` (Windows does: it lists sessions with no process);
+    without it ``sessions()`` aggregates the records."""
 
-    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
-        """``(pid, session_id, user, command)`` for every process the caller
-        may inspect, each record read from one process (never mixed with a
-        newcomer that reused the PID); processes that vanish are left out.
-        ``user`` is the session's user name (None where unknown),
-        ``command`` the process name (None where unknown)."""
+    def process_records(self, fields: frozenset[str] | None) -> list[ProcessRecord]:
+        """A ``ProcessRecord`` for every process the caller may inspect, each
+        read from one process (never mixed with a newcomer that reused the
+        PID); processes that vanish are left out. ``fields`` names the
+        fields the caller needs (None: all); the backend may leave the
+        others None to save work, and fills None what it cannot tell."""

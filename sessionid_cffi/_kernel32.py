@@ -24,9 +24,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ._records import ProcessRecord, SessionInfo
+
 # WTSGetActiveConsoleSessionId's answer when no session is attached.
 NO_CONSOLE_SESSION = 0xFFFFFFFF
 WTS_CURRENT_SERVER_HANDLE = ffi.NULL
+# Seconds from 1601-01-01 (FILETIME's epoch) to 1970-01-01.
+_FILETIME_TO_POSIX = 11644473600
 
 kernel32 = ffi.dlopen("kernel32.dll")
 # Bound once: looking a function up on the library object costs a lookup per call.
@@ -146,15 +150,91 @@ class Kernel32Backend:
             wtsapi32.WTSFreeMemory(buffer[0])
         return str(name) or None
 
-    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
-        """``(pid, session, user, command)``: the process table from one
-        WTSEnumerateProcessesW call, the user of each session from
-        WTSQuerySessionInformationW (asked once a session), the command is
-        the image name Windows reports (for example ``python.exe``)."""
+    def _station_names(self) -> dict[int, str | None]:
+        """``{session: WinStation name}`` from WTSEnumerateSessionsW, which
+        also lists sessions with no process the caller can see; {} where it
+        fails: station names only add to a listing that stands without them."""
+        wtsapi32 = self._wtsapi()
+        table = ffi.new("PWTS_SESSION_INFOW *")
+        count = ffi.new("DWORD *")
+        if not wtsapi32.WTSEnumerateSessionsW(WTS_CURRENT_SERVER_HANDLE, 0, 1, table, count):
+            return {}
+        try:
+            entries = table[0]
+            stations: dict[int, str | None] = {}
+            for i in range(count[0]):
+                entry = entries[i]
+                name = entry.pWinStationName
+                stations[int(entry.SessionId)] = (
+                    str(ffi.string(name)) or None if name != ffi.NULL else None
+                )
+        finally:
+            wtsapi32.WTSFreeMemory(table[0])
+        return stations
+
+    def logon_time(self, session: int) -> float | None:
+        """``LogonTime`` of ``WTSQuerySessionInformationW(WTSSessionInfo)`` as
+        a POSIX timestamp; None where Windows does not answer (or says 0)."""
+        wtsapi32 = self._wtsapi()
+        buffer = ffi.new("LPWSTR *")
+        size = ffi.new("DWORD *")
+        if not wtsapi32.WTSQuerySessionInformationW(
+            WTS_CURRENT_SERVER_HANDLE, session, wtsapi32.WTSSessionInfo, buffer, size
+        ):
+            return None
+        try:
+            if buffer[0] == ffi.NULL or size[0] < ffi.sizeof("WTSINFOW"):
+                return None
+            logon = int(ffi.cast("PWTSINFOW", buffer[0]).LogonTime)
+        finally:
+            wtsapi32.WTSFreeMemory(buffer[0])
+        # FILETIME: 100 ns ticks since 1601-01-01 UTC.
+        return logon / 10_000_000 - _FILETIME_TO_POSIX if logon > 0 else None
+
+    def process_records(self, fields: frozenset[str] | None = None) -> list[ProcessRecord]:
+        """A ``ProcessRecord`` per process from one WTSEnumerateProcessesW
+        call: ``comm`` is the image name Windows reports (``python.exe``),
+        ``login`` the user of its session (WTSQuerySessionInformationW,
+        asked once a session), ``tty`` its session's WinStation name. Windows
+        has no uid, ppid, args or start time here: those are None. ``fields``
+        is a hint; everything is read in one call anyway."""
+        from ._records import ProcessRecord
+
         users: dict[int, str | None] = {}
-        records: list[tuple[int, int, str | None, str | None]] = []
+        stations = self._station_names()
+        records: list[ProcessRecord] = []
         for pid, session, name in self._enumerate():
             if session not in users:
                 users[session] = self.session_user(session)
-            records.append((pid, session, users[session], name))
+            records.append(
+                ProcessRecord(
+                    pid, session, login=users[session], tty=stations.get(session), comm=name
+                )
+            )
         return records
+
+    def session_infos(self) -> list[SessionInfo]:
+        """A ``SessionInfo`` for each session WTSEnumerateSessionsW lists and
+        each that has a process, in ascending order: ``tty`` is the
+        WinStation name, ``since`` the logon time where Windows tells it;
+        ``uid`` and ``leader`` are None (Windows has neither)."""
+        from ._records import SessionInfo
+
+        counts: dict[int, int] = {}
+        for _pid, session, _name in self._enumerate():
+            counts[session] = counts.get(session, 0) + 1
+        stations = self._station_names()
+        console = self.console_session_id()
+        return [
+            SessionInfo(
+                session,
+                None,
+                self.session_user(session),
+                None,
+                stations.get(session),
+                self.logon_time(session),
+                counts.get(session, 0),
+                session == console,
+            )
+            for session in sorted(counts.keys() | stations.keys())
+        ]

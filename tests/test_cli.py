@@ -8,6 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,7 +18,14 @@ import sessionid_cffi as s
 
 from conftest import Login, linux_only, needs_root
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 COMMAND = [sys.executable, "-m", "sessionid_cffi"]
+# Commands run from tests/, never from the checkout's root: `python -m` puts
+# the working folder first on sys.path, and the source tree's package (with
+# emulation/ beside it, mapped in only by the installer) is not what runs.
+NEUTRAL = str(Path(__file__).resolve().parent)
 
 
 def run(*args: str, backend: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -23,8 +33,63 @@ def run(*args: str, backend: str | None = None) -> subprocess.CompletedProcess[s
     if backend is not None:
         env["SESSIONID_CFFI_BACKEND"] = backend
     return subprocess.run(
-        [*COMMAND, *args], capture_output=True, text=True, timeout=120, env=env
+        [*COMMAND, *args], capture_output=True, text=True, timeout=120, env=env, cwd=NEUTRAL
     )
+
+
+SCHEMA = json.loads(
+    (Path(s.__file__).parent / "schema.json").read_text(encoding="utf-8")
+)
+
+
+def valid(document: object) -> object:
+    """``document``, checked against the schema shipped in the package."""
+    try:
+        import jsonschema
+    except ImportError:
+        if sys.platform == "win32":
+            return document  # the Wine lane's wheel set has no jsonschema
+        raise
+    jsonschema.Draft202012Validator(SCHEMA).validate(document)
+    return document
+
+
+def ok_json(*args: str) -> dict[str, object]:
+    document = json.loads(ok("--json", *args))
+    valid(document)
+    assert isinstance(document, dict)
+    return document
+
+
+def name_of(uid: int) -> str | None:
+    import pwd  # not at the top: Windows has no pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def width(text: str) -> int:
+    """Display columns, as a terminal draws them."""
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+
+
+@pytest.fixture
+def child() -> Iterator[int]:
+    """PID of a second process of ours (os.getppid() aborts under Wine 8)."""
+    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                               stdin=subprocess.PIPE)
+    try:
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stdin is not None
+        process.stdin.close()
 
 
 def ok(*args: str) -> str:
@@ -48,9 +113,15 @@ def test_no_argument_prints_the_own_session() -> None:
     assert ok() == f"{s.current_session_id()}\n"
 
 
-def test_pids_print_pid_tab_session_when_piped() -> None:
-    own = os.getpid()
-    assert ok(str(own)) == f"{own}\t{s.current_session_id()}\n"
+def test_pids_print_aligned_pid_and_session_when_piped(child: int) -> None:
+    own, parent = os.getpid(), child
+    lines = ok(str(own), str(parent)).splitlines()
+    assert "\t" not in "".join(lines)
+    assert [line.split() for line in lines] == [
+        [str(own), str(s.current_session_id())],
+        [str(parent), str(s.process_id_to_session_id(parent))],
+    ]
+    assert len({len(line) for line in lines}) == 1  # right-aligned: same length
 
 
 def test_a_missing_pid_fails_with_1_and_one_line_per_pid() -> None:
@@ -58,7 +129,7 @@ def test_a_missing_pid_fails_with_1_and_one_line_per_pid() -> None:
     missing = 4294967292
     done = run(str(own), str(missing))
     assert done.returncode == 1
-    assert done.stdout == f"{own}\t{s.current_session_id()}\n"
+    assert done.stdout.split() == [str(own), str(s.current_session_id())]
     lines = done.stderr.splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("sessionid: ")
@@ -69,7 +140,8 @@ def test_pids_json_schema() -> None:
     own, missing = os.getpid(), 4294967292
     done = run("--json", str(own), str(missing))
     assert done.returncode == 1
-    document = json.loads(done.stdout)
+    document = valid(json.loads(done.stdout))
+    assert isinstance(document, dict)
     assert document["processes"] == [{"pid": own, "session_id": s.current_session_id()}]
     [error] = document["errors"]
     assert (error["pid"], error["winerror"]) == (missing, 87)
@@ -77,54 +149,195 @@ def test_pids_json_schema() -> None:
 
 
 def test_ps_json_lists_this_process_sorted_by_session_then_pid() -> None:
-    document = json.loads(ok("ps", "--json"))
-    processes = document["processes"]
-    assert all(set(p) == {"pid", "session_id", "user", "command"} for p in processes)
+    processes = ok_json("ps")["processes"]
+    assert isinstance(processes, list)
+    assert all(set(p) == {"pid", "session_id", "user", "login", "comm"} for p in processes)
     keys = [(p["session_id"], p["pid"]) for p in processes]
     assert keys == sorted(keys)
     assert len({p["pid"] for p in processes}) == len(processes)
-    by_pid = {p["pid"]: p for p in processes}
-    assert by_pid[os.getpid()]["session_id"] == s.current_session_id()
+    mine = {p["pid"]: p for p in processes}[os.getpid()]
+    assert mine["session_id"] == s.current_session_id()
+    if sys.platform != "win32":  # Windows: no owner in this listing (null)
+        assert mine["user"] == name_of(os.geteuid())
 
 
-def test_ps_plain_is_a_header_and_tab_separated_rows() -> None:
+def test_ps_plain_is_a_header_and_space_aligned_rows() -> None:
     lines = ok("ps").splitlines()
-    assert lines[0] == "PID\tSESSION\tUSER\tCOMMAND"
-    rows = [line.split("\t") for line in lines[1:]]
-    assert all(len(row) == 4 for row in rows)
-    by_pid = {int(row[0]): row for row in rows}
+    assert lines[0].split() == ["PID", "SESSION", "USER", "LOGIN", "COMMAND"]
+    assert "\t" not in "".join(lines)
+    by_pid = {int(line.split()[0]): line.split() for line in lines[1:]}
     assert int(by_pid[os.getpid()][1]) == s.current_session_id()
+    # PID and SESSION end in the same column on every line; USER starts in one.
+    pid_end = len(lines[0]) - len(lines[0].lstrip(" ")) + 3
+    for line in lines:
+        assert line[pid_end - 1] != " "
+        assert line[pid_end] == " "
 
 
-def test_ps_session_filter_keeps_only_that_session() -> None:
-    own = s.current_session_id()
-    processes = json.loads(ok("ps", "--json", "--session", str(own)))["processes"]
-    assert {p["session_id"] for p in processes} == {own}
-    assert os.getpid() in {p["pid"] for p in processes}
-    assert json.loads(ok("ps", "--json", "--session=4294967290"))["processes"] == []
+@linux_only
+def test_ps_columns_match_what_this_process_knows_of_itself() -> None:
+    columns = "pid,ppid,session,uid,user,luid,login,tty,comm,args"
+    [row] = ok_json("ps", "-o", columns, "-p", str(os.getpid()))["processes"]  # type: ignore[misc]
+    with open("/proc/self/loginuid") as file:
+        luid = int(file.read())
+    with open("/proc/self/comm") as file:
+        comm = file.read().rstrip("\n")
+    try:
+        tty: str | None = os.ttyname(0).removeprefix("/dev/")
+    except OSError:
+        tty = None  # no terminal on stdin; a controlling one elsewhere is not expected here
+    assert row == {
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+        "session_id": s.current_session_id(),
+        "uid": os.geteuid(),
+        "user": name_of(os.geteuid()),
+        "luid": None if luid == 4294967295 else luid,
+        "login": None if luid == 4294967295 else name_of(luid),
+        "tty": row["tty"] if tty is None else tty,
+        "comm": comm,
+        "args": " ".join(sys.orig_argv),
+    }
+    # Plain text: the same values, in -o order, one header.
+    lines = ok("ps", f"-o{columns}", f"--pid={os.getpid()}").splitlines()
+    assert lines[0].split() == [
+        "PID", "PPID", "SESSION", "UID", "USER", "LUID", "LOGIN", "TTY", "COMMAND", "COMMAND"
+    ]
+    assert lines[1].split()[:3] == [str(os.getpid()), str(os.getppid()), str(row["session_id"])]
+    assert lines[1].endswith(" ".join(sys.orig_argv))
+
+
+def test_no_header_drops_only_the_header() -> None:
+    own = str(os.getpid())
+    assert ok("ps", "--no-header", "-p", own).split()[:2] == [own, str(s.current_session_id())]
+    assert len(ok("ps", "--no-header", "-p", own).splitlines()) == 1
+    # Other sessions come and go while the suite runs: compare the own one.
+    own = str(s.current_session_id())
+    assert ok("sessions").splitlines()[0].split()[0] == "SESSION"
+    rows = [line.split() for line in ok("sessions", "--no-header").splitlines()]
+    assert all(row[0].isdigit() for row in rows)
+    assert own in {row[0] for row in rows}
+
+
+def test_pid_and_session_lists_repeat_and_combine(child: int) -> None:
+    own, parent = os.getpid(), child
+    wanted = {own, parent}
+    listed = ok_json("ps", "-p", f"{own},{parent}")["processes"]
+    assert {p["pid"] for p in listed} == wanted  # type: ignore[index]
+    listed = ok_json("ps", "-p", str(own), f"--pid={parent}")["processes"]
+    assert {p["pid"] for p in listed} == wanted  # type: ignore[index]
+    session = s.current_session_id()
+    listed = ok_json("ps", "--session", f"4294967290,{session}", "-p", str(own))["processes"]
+    assert [p["pid"] for p in listed] == [own]  # type: ignore[index]
+    everyone = s.session_ids()
+    listed = ok_json("ps", "--session", str(session), "--session", "4294967290")["processes"]
+    assert own in {p["pid"] for p in listed}  # type: ignore[index]
+    assert {p["session_id"] for p in listed} == {session}  # type: ignore[index]
+    assert len(listed) <= sum(1 for v in everyone.values() if v == session) + 2  # type: ignore[arg-type]
+
+
+@linux_only
+def test_user_selects_owners_by_name_or_uid_lists() -> None:
+    root_processes = {
+        int(name) for name in os.listdir("/proc") if name.isdigit()
+        and os.stat(f"/proc/{name}").st_uid == 0
+    }
+    by_name = ok_json("ps", "--user", "root")["processes"]
+    assert {p["user"] for p in by_name} == {"root"}  # type: ignore[index]
+    assert os.getpid() in {p["pid"] for p in by_name} or os.geteuid() != 0  # type: ignore[index]
+    # Processes root owned before and after the listing are all in it.
+    still = {pid for pid in root_processes if os.path.exists(f"/proc/{pid}")}
+    assert still - {p["pid"] for p in by_name} <= still - set(s.session_ids())  # type: ignore[index]
+    by_uid = ok_json("ps", "--user", "0,nobody")["processes"]
+    assert {p["user"] for p in by_uid} <= {"root", "nobody"}  # type: ignore[index]
+
+
+def test_selection_matching_nothing_exits_1_with_the_header_only() -> None:
+    for args in (["-p", "4294967292"], ["--session", "4294967290"]):
+        done = run("ps", *args)
+        assert (done.returncode, done.stderr) == (1, "")
+        assert done.stdout.split() == ["PID", "SESSION", "USER", "LOGIN", "COMMAND"]
+        done = run("ps", "--json", *args)
+        assert done.returncode == 1
+        assert valid(json.loads(done.stdout)) == {"processes": []}
+
+
+@linux_only
+def test_unknown_user_is_a_one_line_usage_error() -> None:
+    line = usage_error("ps", "--user", "root,no-such-user-here")
+    assert "no-such-user-here" in line
+
+
+HOSTILE = """
+import sys
+name = sys.argv[1].encode()
+with open("/proc/self/comm", "wb") as comm:
+    comm.write(name)
+print(flush=True)
+sys.stdin.read()
+"""
+
+
+@linux_only
+@pytest.mark.parametrize("name", ["ev\til\n\x1b[2J", "名前テスト"])
+def test_hostile_or_wide_command_names_keep_columns_aligned(name: str) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOSTILE, name, "two\nlines"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()
+        pids = f"{child.pid},{os.getpid()}"
+        # COMMAND last (the default): every row stays one line, control
+        # characters as ?, and the columns before it are untouched.
+        lines = ok("ps", "-p", pids, "-o", "pid,user,comm,args").splitlines()
+        assert len(lines) == 3
+        row = next(line for line in lines if line.split()[0] == str(child.pid))
+        shown = name.encode()[:15].decode("utf-8", "ignore")
+        shown = "".join(ch if ch.isprintable() else "?" for ch in shown)
+        assert f" {shown} " in row
+        assert row.endswith("two?lines")
+        # COMMAND first: PID (right-aligned) still ends in one display column.
+        lines = ok("ps", "-p", pids, "-o", "comm,pid,user").splitlines()
+        ends = set()
+        for line in lines:
+            pid = line.split()[-2]
+            ends.add(width(line[: line.rindex(" " + pid + " ") + 1 + len(pid)]))
+        assert len(ends) == 1, lines
+    finally:
+        child.kill()
+        child.wait()
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
 
 
 def test_sessions_lists_the_own_session() -> None:
-    listed = json.loads(ok("sessions", "--json"))["sessions"]
-    assert all(
-        set(row) == {"session_id", "user", "process_count", "is_console"} for row in listed
-    )
+    listed = ok_json("sessions")["sessions"]
+    assert isinstance(listed, list)
     own = {row["session_id"]: row for row in listed}[s.current_session_id()]
     assert own["process_count"] >= 1
     assert own["is_console"] == (s.current_session_id() == s.active_console_session_id())
     lines = ok("sessions").splitlines()
-    assert lines[0] == "SESSION\tUSER\tPROCESSES\tCONSOLE"
-    rows = {int(line.split("\t")[0]): line.split("\t") for line in lines[1:]}
+    assert lines[0].split() == [
+        "SESSION", "UID", "USER", "LEADER", "TTY", "SINCE", "PROCESSES", "CONSOLE"
+    ]
+    rows = {int(line.split()[0]): line.split() for line in lines[1:]}
     assert s.current_session_id() in rows
-    assert all(row[3] in ("*", "-") for row in rows.values())
+    assert all(len(row) == 8 and row[7] in ("*", "-") for row in rows.values())
 
 
 def test_backend_option_answers_with_that_backend() -> None:
     # The model built for --backend holds only the caller, in session 1.
-    document = json.loads(ok("--backend", "model", "ps", "--json"))
-    [process] = document["processes"]
+    [process] = ok_json("--backend", "model", "ps")["processes"]  # type: ignore[misc]
     assert process["session_id"] == 1
     assert ok("--backend=model") == "1\n"
+    [session] = ok_json("--backend", "model", "sessions")["sessions"]  # type: ignore[misc]
+    assert session == {
+        "session_id": 1, "uid": None, "user": None, "leader": None, "tty": None,
+        "since": None, "process_count": 1, "is_console": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -136,10 +349,17 @@ def test_backend_option_answers_with_that_backend() -> None:
         (["4294967296"], "4294967296"),
         (["ps", "5"], "5"),
         (["ps", "--session", "x"], "x"),
+        (["ps", "--session", "1,,2"], "1,,2"),
+        (["ps", "-o", "pid,command"], "command"),
+        (["ps", "-o"], "--format"),
+        (["ps", "-p", "1,x"], "x"),
         (["--session", "1"], "--session"),
+        (["sessions", "--user", "root"], "--user"),
+        (["-o", "pid"], "--format"),
         (["--backend"], "--backend"),
         (["--backend", "nope"], "nope"),
         (["--json=1"], "--json"),
+        (["--no-header=1"], "--no-header"),
         (["--x\ny"], "--x\\ny"),
     ],
 )
@@ -150,9 +370,38 @@ def test_usage_errors_exit_2_with_one_line_naming_the_culprit(
 
 
 def test_help_and_version() -> None:
-    assert ok("--help").startswith("usage: sessionid")
-    assert ok("-h") == ok("--help")
+    text = ok("--help")
+    assert text.startswith("usage: sessionid")
+    for column in ("pid", "ppid", "session", "uid", "user", "luid", "login", "tty", "comm", "args"):
+        assert f" {column}" in text
+    assert ok("-h") == text
     assert ok("--version") == f"sessionid-cffi {s.__version__}\n"
+
+
+@linux_only
+@pytest.mark.parametrize("args", [[], ["1"], ["ps"], ["sessions"], ["--help"], ["ps", "--json"]])
+def test_output_errors_are_one_line_and_exit_1(args: list[str]) -> None:
+    command = " ".join([*COMMAND, *args])
+    for redirect in (">/dev/full", ">&-"):
+        done = subprocess.run(
+            ["sh", "-c", f"exec {command} {redirect}"],
+            capture_output=True, text=True, timeout=120, cwd=NEUTRAL,
+        )
+        assert done.returncode == 1, (redirect, done)
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1, (redirect, lines)
+        assert lines[0].startswith("sessionid: cannot write the output: "), lines
+
+
+@linux_only
+def test_a_reader_that_leaves_early_is_not_an_error_message() -> None:
+    # `true` reads nothing and exits long before the interpreter has started:
+    # the write meets a closed pipe (EPIPE), as `sessionid ps | head` can.
+    done = subprocess.run(
+        ["bash", "-c", f"{' '.join(COMMAND)} ps -o pid,args | true; echo ${{PIPESTATUS[0]}}"],
+        capture_output=True, text=True, timeout=120, cwd=NEUTRAL,
+    )
+    assert (done.stdout, done.stderr) == ("1\n", "")
 
 
 @linux_only
@@ -162,7 +411,7 @@ def test_columns_are_aligned_on_a_terminal() -> None:
     leader, follower = pty.openpty()
     try:
         done = subprocess.run(
-            [*COMMAND, "ps"], stdout=follower, stderr=subprocess.PIPE, timeout=120
+            [*COMMAND, "ps"], stdout=follower, stderr=subprocess.PIPE, timeout=120, cwd=NEUTRAL
         )
         os.close(follower)
         follower = -1
@@ -181,9 +430,9 @@ def test_columns_are_aligned_on_a_terminal() -> None:
             os.close(follower)
     assert done.returncode == 0
     lines = b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
-    assert "\t" not in "".join(lines)
+    assert lines == ok("ps").splitlines()[: len(lines)] or len(lines) > 1
     header = lines[0]
-    assert header.split() == ["PID", "SESSION", "USER", "COMMAND"]
+    assert header.split() == ["PID", "SESSION", "USER", "LOGIN", "COMMAND"]
     # Right-aligned numbers end under their headers; USER starts under USER.
     pid_end = header.index("PID") + 3
     session_end = header.index("SESSION") + 7
@@ -198,27 +447,38 @@ def test_columns_are_aligned_on_a_terminal() -> None:
 
 @needs_root
 def test_login_sessions_show_up_in_ps_and_sessions(login: Login) -> None:
-    processes = json.loads(ok("ps", "--json"))["processes"]
-    by_pid = {p["pid"]: p for p in processes}
+    processes = ok_json("ps")["processes"]
+    by_pid = {p["pid"]: p for p in processes}  # type: ignore[index, union-attr]
     assert by_pid[login.pid]["session_id"] == login.session
     with open(f"/proc/{login.pid}/comm") as file:
-        assert by_pid[login.pid]["command"] == file.read().rstrip("\n")
-    user = by_pid[login.pid]["user"]
-    import pwd
+        assert by_pid[login.pid]["comm"] == file.read().rstrip("\n")
+    # USER is the owner (the child runs as root), LOGIN the login's user.
+    login_name = name_of(login.uid)
+    assert (by_pid[login.pid]["user"], by_pid[login.pid]["login"]) == ("root", login_name)
+    only = ok_json("ps", "--session", str(login.session))["processes"]
+    assert [p["pid"] for p in only] == [login.pid]  # type: ignore[index, union-attr]
+    listed = {r["session_id"]: r for r in ok_json("sessions")["sessions"]}  # type: ignore[index, union-attr]
+    row = listed[login.session]
+    assert (row["uid"], row["user"], row["leader"], row["process_count"]) == (
+        login.uid, login_name, login.pid, 1
+    )
+    plain = {line.split()[0]: line.split() for line in ok("sessions").splitlines()}
+    assert plain[str(login.session)][1:4] == [str(login.uid), login_name, str(login.pid)]
 
+
+@needs_root
+def test_a_uid_without_a_name_is_a_number_in_tables_and_null_in_json() -> None:
+    nameless = Login(uid=4242424)  # no passwd entry
     try:
-        assert user == pwd.getpwuid(login.uid).pw_name
-    except KeyError:
-        assert user == str(login.uid)
-    only = json.loads(ok("ps", "--json", "--session", str(login.session)))["processes"]
-    assert [p["pid"] for p in only] == [login.pid]
-    by_user = json.loads(ok("ps", "--json", "--user", user))["processes"]
-    assert login.pid in {p["pid"] for p in by_user}
-    assert {p["user"] for p in by_user} == {user}
-    by_uid = json.loads(ok("ps", "--json", "--user", str(login.uid)))["processes"]
-    assert by_uid == by_user  # a numeric uid selects the same processes as the name
-    listed = {r["session_id"]: r for r in json.loads(ok("sessions", "--json"))["sessions"]}
-    assert listed[login.session]["process_count"] == 1
-    assert listed[login.session]["user"] == user
-    plain = {line.split("\t")[0]: line.split("\t") for line in ok("sessions").splitlines()}
-    assert plain[str(login.session)][1:3] == [user, "1"]
+        assert name_of(4242424) is None
+        [row] = ok_json("ps", "-p", str(nameless.pid), "-o", "pid,luid,login")["processes"]  # type: ignore[misc]
+        assert row == {"pid": nameless.pid, "luid": 4242424, "login": None}
+        lines = ok("ps", "-p", str(nameless.pid), "-o", "pid,login").splitlines()
+        assert lines[1].split() == [str(nameless.pid), "4242424"]
+        listed = {r["session_id"]: r for r in ok_json("sessions")["sessions"]}  # type: ignore[index, union-attr]
+        session = listed[nameless.session]
+        assert (session["uid"], session["user"]) == (4242424, None)
+        plain = {line.split()[0]: line.split() for line in ok("sessions").splitlines()}
+        assert plain[str(nameless.session)][1:3] == ["4242424", "4242424"]
+    finally:
+        nameless.close()

@@ -20,6 +20,7 @@ import sessionid_cffi
 from sessionid_cffi import (
     AccessDeniedError,
     ProcessNotFoundError,
+    ProcessRecord,
     SessionIdError,
     current_session_id,
     get_backend,
@@ -183,7 +184,8 @@ def test_fake_sessions_users_and_commands() -> None:
         infos = {info.session_id: info for info in sessionid_cffi.sessions()}
         assert (infos[1].user, infos[1].process_count) == ("alice", 2)  # 4242 and the caller
         assert infos[0].user is None
-        commands = {pid: command for pid, *_, command in sessionid_cffi.process_records(fake)}
+        assert sessionid_cffi.get_backend() is fake
+        commands = {r.pid: r.comm for r in sessionid_cffi.process_records(["comm"])}
         assert commands == {4242: "editor", 4343: None, OWN: None}
 
 
@@ -895,8 +897,8 @@ class _DictFake:
         keys = self.table if pids is None else [p for p in pids if p in self.table]
         return {pid: self.table[pid] for pid in keys}
 
-    def process_records(self) -> list[tuple[int, int, str | None, str | None]]:
-        return [(pid, session, None, None) for pid, session in self.table.items()]
+    def process_records(self, fields: frozenset[str] | None = None) -> list[ProcessRecord]:
+        return [ProcessRecord(pid, session) for pid, session in self.table.items()]
 
 
 def test_check_contract_on_a_users_own_fake() -> None:

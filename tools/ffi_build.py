@@ -45,8 +45,46 @@ typedef struct _WTS_PROCESS_INFOW {
 
 typedef enum _WTS_INFO_CLASS {
     WTSUserName = 5,
-    WTSDomainName = 7
+    WTSDomainName = 7,
+    WTSSessionInfo = 24
 } WTS_INFO_CLASS;
+
+/* the sessions, with no process of theirs needed */
+typedef enum _WTS_CONNECTSTATE_CLASS {
+    WTSActive, WTSConnected, WTSConnectQuery, WTSShadow, WTSDisconnected,
+    WTSIdle, WTSListen, WTSReset, WTSDown, WTSInit
+} WTS_CONNECTSTATE_CLASS;
+
+typedef struct _WTS_SESSION_INFOW {
+    DWORD SessionId;
+    LPWSTR pWinStationName;
+    WTS_CONNECTSTATE_CLASS State;
+} WTS_SESSION_INFOW, *PWTS_SESSION_INFOW;
+
+/* LARGE_INTEGER is a union of one 64-bit integer with its halves: same layout */
+typedef long long LARGE_INTEGER;
+
+typedef struct _WTSINFOW {
+    WTS_CONNECTSTATE_CLASS State;
+    DWORD SessionId;
+    DWORD IncomingBytes;
+    DWORD OutgoingBytes;
+    DWORD IncomingFrames;
+    DWORD OutgoingFrames;
+    DWORD IncomingCompressedBytes;
+    DWORD OutgoingCompressedBytes;
+    WCHAR WinStationName[32];
+    WCHAR Domain[17];
+    WCHAR UserName[21];
+    LARGE_INTEGER ConnectTime;
+    LARGE_INTEGER DisconnectTime;
+    LARGE_INTEGER LastInputTime;
+    LARGE_INTEGER LogonTime;
+    LARGE_INTEGER CurrentTime;
+} WTSINFOW, *PWTSINFOW;
+
+BOOL WINAPI WTSEnumerateSessionsW(HANDLE hServer, DWORD Reserved, DWORD Version,
+                                  PWTS_SESSION_INFOW *ppSessionInfo, DWORD *pCount);
 
 BOOL WINAPI WTSEnumerateProcessesW(HANDLE hServer, DWORD Reserved, DWORD Version,
                                    PWTS_PROCESS_INFOW *ppProcessInfo, DWORD *pCount);
