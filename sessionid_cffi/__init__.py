@@ -469,8 +469,8 @@ def _publish(package: str, value: object) -> None:
     (for help(), reprs and tracebacks) instead of the private module that
     defines it, as trio's fixup_module_metadata does."""
     module = getattr(value, "__module__", None)
-    if isinstance(module, str) and module.startswith(f"{__name__}._"):
-        value.__module__ = package  # type: ignore[union-attr]
+    if isinstance(module, str) and module.startswith(f"{__name__}.") and "._" in module:
+        value.__module__ = package
 
 
 for _name in __all__:
