@@ -26,6 +26,7 @@ import sessionid_cffi
 import sessionid_cffi.lowlevel
 import sessionid_cffi.testing
 from sessionid_cffi._errors import answers_for
+from sessionid_cffi.testing._worlds import LiveWorld
 
 PUBLIC_MODULES = ["sessionid_cffi", "sessionid_cffi.lowlevel", "sessionid_cffi.testing"]
 
@@ -129,10 +130,12 @@ def test_help_shows_usage_not_layout() -> None:
 
 
 def reaped_pid() -> int:
-    """The PID of a child that has exited and been reaped: no process now."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
+    """The PID of a child that has exited and is gone for good (Windows:
+    no handle left), as the kit's live world makes one."""
+    with LiveWorld().child() as child:
+        assert child is not None
+        assert child.reap()
+        return child.pid
 
 
 def test_error_repr_shows_the_pid_and_the_win32_code() -> None:
