@@ -11,13 +11,17 @@
   ``use_backend`` was given.
 
 The clones are of this checkout's last commit (what a user clones), built
-with setuptools' own PEP 517 hooks in a private build environment. Marked
-``slow``: the sdist test runs the whole non-slow suite again (minutes).
+with setuptools' own PEP 517 hooks in a private build environment. Those
+three are marked ``slow``: the sdist test runs the whole non-slow suite
+again (minutes). One more, quick: committed benchmark results hold only
+what reproduces them, never a path of the machine that ran them.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,19 +29,14 @@ import sysconfig
 import tarfile
 import textwrap
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        sys.platform == "win32",
-        reason="builds with POSIX venv paths; the Wine lane installs a wheel already",
-    ),
-]
+WINDOWS_REASON = "builds with POSIX venv paths; the Wine lane installs a wheel already"
 
 
 def run(*command: str | Path, cwd: Path | None = None, timeout: float = 600) -> str:
@@ -100,6 +99,8 @@ def wheel_contents(wheel: Path) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason=WINDOWS_REASON)
 def test_a_checkout_without_symlinks_builds_the_same_wheel(builder: Path, tmp_path: Path) -> None:
     plain = clone(tmp_path / "plain")
     flat = clone(tmp_path / "flat", "-c", "core.symlinks=false")
@@ -121,6 +122,8 @@ def test_a_checkout_without_symlinks_builds_the_same_wheel(builder: Path, tmp_pa
     assert not [name for name in names if "ffi_build" in name]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason=WINDOWS_REASON)
 def test_the_unpacked_sdist_passes_its_own_tests(builder: Path, tmp_path: Path) -> None:
     source = clone(tmp_path / "clone")
     sdist = build(builder, source, "sdist", tmp_path / "dist")
@@ -170,6 +173,8 @@ CLIENT = '''
 '''
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason=WINDOWS_REASON)
 def test_mypy_rejects_a_str_pid_in_a_client_of_the_installed_wheel(
     builder: Path, tmp_path: Path
 ) -> None:
@@ -196,3 +201,32 @@ def test_mypy_rejects_a_str_pid_in_a_client_of_the_installed_wheel(
     ) + 1
     assert errors[0].startswith(f"{client}:{line}: error: Argument 1 to ")
     assert '"str"; expected "SupportsIndex"' in errors[0]
+
+
+def test_committed_benchmark_results_hold_no_local_paths() -> None:
+    results = sorted((REPO / "benchmarks" / "results").glob("*.json"))
+    if not results:
+        pytest.skip("no committed benchmark results here")
+    for path in results:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        strings = list(_strings(document))
+        local = [s for s in strings if s.startswith(("/", "~")) or re.match(r"[A-Za-z]:[\\/]", s)]
+        assert local == [], f"{path.name} records local paths"
+        machine = document.get("machine")
+        if machine is not None:
+            assert set(machine) <= {
+                "kernel", "python", "cpus", "processes_in_proc", "extra_sleepers", "rounds"
+            }, f"{path.name}: {sorted(machine)}"
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a JSON document, keys and values."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
