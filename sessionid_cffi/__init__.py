@@ -241,7 +241,7 @@ def checked_pid(pid: object) -> int:
     if type(pid) is not int:
         if isinstance(pid, bool):
             raise TypeError("pid must be an integer, not bool")
-        from _operator import index  # only here: exact ints need no import
+        from operator import index  # only here: exact ints need no import
 
         try:
             pid = index(pid)  # type: ignore[arg-type]

@@ -50,7 +50,7 @@ What can go wrong:
 
 from __future__ import annotations
 
-from _thread import _local
+from threading import local
 
 from . import _load_lazy, checked_pid, get_backend
 from ._errors import ERROR_INVALID_PARAMETER, SessionIdError
@@ -103,7 +103,7 @@ _DWORD_P = ffi.typeof("DWORD *")
 # What ffi.new() returns: memory cffi allocated itself, so never NULL-like.
 _OWNED = type(ffi.new("DWORD *"))
 _DWORD_MAX = 0xFFFFFFFF
-_last = _local()
+_last = local()
 
 
 def GetLastError() -> int:  # noqa: N802 - the Win32 name

@@ -202,3 +202,22 @@ def test_each_code_is_named_in_the_docstring_of_the_error_that_carries_it(error:
     ]
     mention = f"``{error}`` ({CODES[error]}"
     assert any(mention in (cls.__doc__ or "") for cls in classes)
+
+
+def test_the_query_path_imports_neither_typing_nor_threading_nor_cffi() -> None:
+    # Each costs a noticeable part of an interpreter's start (import plus one
+    # query may cost 15 % more than a bare start: docs/design.md).
+    code = (
+        "import sys; before = set(sys.modules)\n"
+        "import sessionid_cffi as s; s.current_session_id()\n"
+        "costly = {'typing', 'threading', 'cffi', '_cffi_backend'}\n"
+        "print(sorted(costly & (set(sys.modules) - before)))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert run.stdout.strip() == "[]"
