@@ -187,7 +187,7 @@ def test_mypy_rejects_a_str_pid_in_a_client_of_the_installed_wheel(
     client.write_text(textwrap.dedent(CLIENT).lstrip(), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-         "--python-executable", str(python), str(client)],
+         "--python-executable", str(python), client.name],
         cwd=client.parent,
         capture_output=True,
         text=True,
@@ -199,7 +199,7 @@ def test_mypy_rejects_a_str_pid_in_a_client_of_the_installed_wheel(
     line = textwrap.dedent(CLIENT).lstrip().splitlines().index(
         '    return sessionid_cffi.process_id_to_session_id("4242")'
     ) + 1
-    assert errors[0].startswith(f"{client}:{line}: error: Argument 1 to ")
+    assert errors[0].startswith(f"client.py:{line}: error: Argument 1 to ")
     assert '"str"; expected "SupportsIndex"' in errors[0]
 
 
