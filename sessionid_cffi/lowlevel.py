@@ -45,8 +45,8 @@ What can go wrong:
   last error is Windows' own; with the others the backend answers and the
   Win32 code of its error becomes the last error.
 - Touching this module loads cffi's runtime (``_cffi_backend``, not its
-  parser) and ``threading``: a few milliseconds, once. The package's
-  Pythonic functions never load either.
+  parser) and ``threading``: a few milliseconds, once. On Linux the
+  package's Pythonic functions load neither.
 """
 
 from __future__ import annotations
