@@ -32,8 +32,9 @@ your own code swap in a fake world with ``use_backend()`` or the kit in
 import os
 import sys
 
-# _thread, not threading: importing threading costs ~1 ms, about 6 % of a
-# bare interpreter start, in a budget of 15 % for import plus one query.
+# _thread, not threading: importing threading costs ~1.2 ms (-X importtime
+# here), a tenth of a bare interpreter start (~11 ms), and import plus one
+# query may cost 15 % more than that start (benchmarks: import_and_query).
 from _thread import allocate_lock
 from errno import EMFILE, ENFILE
 
@@ -68,8 +69,8 @@ if TYPE_CHECKING:
     # The type of backend a ``use_backend(...)`` block hands back.
     _BackendT = TypeVar("_BackendT", bound=Backend)
 else:
-    # Generic for type checkers only: importing typing costs ~3 ms, a fifth
-    # of a bare interpreter start (import plus one query may cost 15 %).
+    # Generic for type checkers only: importing typing costs ~3.9 ms, a third
+    # of a bare interpreter start (import plus one query may cost 15 % more).
     class _Generic:
         def __class_getitem__(cls, item: object) -> type:
             return object
@@ -192,7 +193,8 @@ def get_backend() -> "Backend":
 
 
 class use_backend(_Generic[_BackendT]):  # noqa: N801 - used like a function: with use_backend(b)
-    """Context manager that makes ``backend`` answer every query inside it.
+    """Context manager that makes ``backend`` answer every query inside it;
+    ``with use_backend(b) as same:`` hands ``b`` back, typed as given.
 
     Safe to use from several threads at once; the most recently entered
     swap that is still open is the active one.
