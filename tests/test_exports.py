@@ -206,12 +206,15 @@ def test_each_code_is_named_in_the_docstring_of_the_error_that_carries_it(error:
 
 def test_the_query_path_imports_neither_typing_nor_threading_nor_cffi() -> None:
     # Each costs a noticeable part of an interpreter's start (import plus one
-    # query may cost 15 % more than a bare start: docs/design.md).
+    # query may cost 15 % more than a bare start: docs/design.md). Windows
+    # needs cffi's runtime for kernel32, never its parser.
+    costly = {"typing", "threading", "cffi", "pycparser"}
+    if sys.platform != "win32":
+        costly.add("_cffi_backend")
     code = (
         "import sys; before = set(sys.modules)\n"
         "import sessionid_cffi as s; s.current_session_id()\n"
-        "costly = {'typing', 'threading', 'cffi', '_cffi_backend'}\n"
-        "print(sorted(costly & (set(sys.modules) - before)))"
+        f"print(sorted(set({sorted(costly)!r}) & (set(sys.modules) - before)))"
     )
     run = subprocess.run(
         [sys.executable, "-c", code],
