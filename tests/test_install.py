@@ -13,8 +13,9 @@
 The clones are of this checkout's last commit (what a user clones), built
 with setuptools' own PEP 517 hooks in a private build environment. Those
 three are marked ``slow``: the sdist test runs the whole non-slow suite
-again (minutes). One more, quick: committed benchmark results hold only
-what reproduces them, never a path of the machine that ran them.
+again (minutes). Two more, quick: committed benchmark results hold only
+what reproduces them, never a path of the machine that ran them; every
+pytest marker the project registers is used by a test.
 """
 
 from __future__ import annotations
@@ -230,3 +231,14 @@ def _strings(value: object) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def test_every_registered_marker_is_used() -> None:
+    config = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    block = re.search(r"^markers = \[\n(.*?)^\]", config, re.M | re.S)
+    assert block is not None
+    registered = re.findall(r'^\s*"(\w+):', block[1], re.M)
+    assert registered
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "tests").rglob("*.py"))
+    unused = [name for name in registered if f"pytest.mark.{name}" not in sources]
+    assert unused == [], f"registered but used by no test: {unused}"
