@@ -4,7 +4,7 @@ one Windows process under Wine. Run with
     python tests/wine/lane.py -- benchmarks/bench_windows.py -s -q
 
 (or ``tox -e wine -- benchmarks/bench_windows.py -s -q``). It prints a table
-of medians and writes benchmarks/results/windows.json. Targets (DESIGN.md):
+of medians and writes benchmarks/results/windows.json. Targets (docs/design.md):
 the raw cffi call at most 0.8x ctypes; process_id_to_session_id on another
 process within 1.1x of pywin32's win32ts.ProcessIdToSessionId;
 current_session_id() no slower than pywin32 on the own PID.

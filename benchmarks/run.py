@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks for the targets of DESIGN.md and issue 5 (Linux).
+"""Benchmarks for the targets in docs/design.md (Linux).
 
 One command, run from the repository root as root or any user::
 
@@ -349,6 +349,7 @@ def main(argv: list[str]) -> int:
         "machine": {
             "kernel": platform.release(), "python": platform.python_version(),
             "cpus": os.cpu_count(), "processes_in_proc": table_size,
+            # What reproduces the run, and no local path.
             "extra_sleepers": args.processes, "rounds": rounds,
         },
         "results": results,

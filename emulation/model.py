@@ -9,7 +9,7 @@ follows Windows in ignoring a PID's low two bits (C10).
 
 from __future__ import annotations
 
-from _thread import allocate_lock
+from threading import Lock
 
 from .._errors import access_denied, answers_for, not_found
 
@@ -56,7 +56,7 @@ class ModelBackend:
         commands: Mapping[int, str] | None = None,
         aliasing: bool = False,
     ) -> None:
-        self._lock = allocate_lock()
+        self._lock = Lock()
         self.aliasing = bool(aliasing)
         self._table: dict[int, int] = {}
         for pid, session in dict(table or {}).items():
@@ -107,7 +107,7 @@ class ModelBackend:
             clone.denied = set(self.denied)
         clone.users = dict(self.users)
         clone.commands = dict(self.commands)
-        clone._lock = allocate_lock()
+        clone._lock = Lock()
         return clone
 
     # -- the contract ---------------------------------------------------

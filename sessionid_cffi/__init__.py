@@ -1,30 +1,50 @@
 """Which login session is process N in? One answer on every platform.
 
-The contract is Win32 ``ProcessIdToSessionId``. On Windows it is called in
-kernel32.dll through a cffi ABI-mode binding; on Linux the ``procfs``
-backend answers from the kernel audit login session; the ``model`` backend
-is an in-memory table for tests.
+The answer keeps the contract of Win32 ``ProcessIdToSessionId``: on Windows
+kernel32.dll answers; on Linux the kernel's audit login session does (the
+one every login starts and every child inherits; 0 outside any login, like
+Windows' services session)::
 
-The raw, Win32-shaped names (``ffi``, ``ProcessIdToSessionId``,
-``WTSGetActiveConsoleSessionId``, ``GetLastError``) load cffi's runtime on
-first use, so importing the package stays cheap.
+    import sessionid_cffi as sid
 
-Layout: this module holds the public API and the choice of backend (each
-module costs ~0.15 ms to import in a fresh interpreter, and importing the
-package plus one query has a budget of 15 % of a bare interpreter start);
-``_errors`` the exceptions every backend raises; ``_interface`` the
-``Backend`` protocol; the backends are ``_kernel32`` (Windows, with the raw
-binding in ``lowlevel``) and ``emulation.procfs`` / ``emulation.model``.
+    me = sid.current_session_id()
+    try:
+        same = sid.process_id_to_session_id(pid) == me
+    except sid.ProcessNotFoundError:      # winerror 87: no such process
+        same = False
+    except sid.AccessDeniedError:         # winerror 5: not yours to inspect
+        same = False
+
+    sid.session_ids()                     # {pid: session} of every process
+    sid.processes_in_session(me)          # PIDs in my session, ascending
+    sid.sessions()                        # one SessionInfo per session
+
+Every failure is a ``SessionIdError`` (an ``OSError``) carrying ``pid``,
+``winerror`` and ``errno``; a PID that is not an integer in 0 ... 2**32-1
+raises TypeError or ValueError.
+
+The Win32-shaped API (``ffi``, ``ProcessIdToSessionId``, ``GetLastError``,
+...) lives in ``sessionid_cffi.lowlevel`` and is re-exported here. Tests of
+your own code swap in a fake world with ``use_backend()`` or the kit in
+``sessionid_cffi.testing``.
 """
 
 import os
 import sys
+
+# _thread, not threading: importing threading costs ~1.2 ms (-X importtime
+# here), a tenth of a bare interpreter start (~11 ms), and import plus one
+# query may cost 15 % more than that start (benchmarks: import_and_query).
 from _thread import allocate_lock
 
 from ._errors import (
     ERROR_ACCESS_DENIED,
+    ERROR_GEN_FAILURE,
+    ERROR_INVALID_DATA,
     ERROR_INVALID_PARAMETER,
+    ERROR_NOT_ENOUGH_MEMORY,
     ERROR_NOT_SUPPORTED,
+    ERROR_TOO_MANY_OPEN_FILES,
     AccessDeniedError,
     BackendUnavailableError,
     ProcessNotFoundError,
@@ -39,11 +59,24 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import TracebackType
+    from typing import Generic as _Generic
+    from typing import SupportsIndex, TypeVar
 
     from ._generated_ffi import ffi
     from ._interface import Backend
     from ._records import ProcessRecord, SessionInfo
     from .lowlevel import GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
+
+    # The type of backend a ``use_backend(...)`` block hands back.
+    _BackendT = TypeVar("_BackendT", bound=Backend)
+else:
+    # Generic for type checkers only: importing typing costs ~3.9 ms, a third
+    # of a bare interpreter start (import plus one query may cost 15 % more).
+    class _Generic:
+        def __class_getitem__(cls, item: object) -> type:
+            return object
+
+    _BackendT = None
 
 
 # -- choosing the backend: once, lazily, and swappable for tests ----------
@@ -193,8 +226,9 @@ def get_backend() -> "Backend":
     return _default
 
 
-class use_backend:  # noqa: N801 - used like a function: ``with use_backend(b):``
-    """Context manager that makes ``backend`` answer every query inside it.
+class use_backend(_Generic[_BackendT]):  # noqa: N801 - used like a function: with use_backend(b)
+    """Context manager that makes ``backend`` answer every query inside it;
+    ``with use_backend(b) as same:`` hands ``b`` back, typed as given.
 
     Process-wide, like ``unittest.mock.patch``: every thread sees the swap
     while it is open. Swaps nest, and may be opened and closed by several
@@ -203,7 +237,7 @@ class use_backend:  # noqa: N801 - used like a function: ``with use_backend(b):`
     process cannot each have a backend of their own at the same time.
     """
 
-    def __init__(self, backend: "Backend") -> None:
+    def __init__(self, backend: "_BackendT") -> None:
         for attribute in BACKEND_ATTRIBUTES:
             if not hasattr(backend, attribute):
                 raise TypeError(
@@ -212,7 +246,7 @@ class use_backend:  # noqa: N801 - used like a function: ``with use_backend(b):`
                 )
         self._backend = backend
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> "_BackendT":
         with _lock:
             _swaps.append(self._backend)
         return self._backend
@@ -246,7 +280,7 @@ def checked_pid(pid: object) -> int:
     if type(pid) is not int:
         if isinstance(pid, bool):
             raise TypeError("pid must be an integer, not bool")
-        from _operator import index  # only here: exact ints need no import
+        from operator import index  # only here: exact ints need no import
 
         try:
             pid = index(pid)  # type: ignore[arg-type]
@@ -259,7 +293,7 @@ def checked_pid(pid: object) -> int:
     return pid
 
 
-def process_id_to_session_id(pid: object) -> int:
+def process_id_to_session_id(pid: "SupportsIndex") -> int:
     """Session of process ``pid``, like Win32 ``ProcessIdToSessionId``.
 
     Raises ProcessNotFoundError (winerror 87) if ``pid`` names no process
@@ -270,19 +304,25 @@ def process_id_to_session_id(pid: object) -> int:
     return get_backend().session_id(checked_pid(pid))
 
 
-# [backend, session], kept where the own session can never change (Windows);
-# Linux must ask every time: writing /proc/self/loginuid starts a new session.
-_fixed_session: "list[object]" = []
+# The library's one own-session cache: [default backend, its answer], kept
+# only where the own session can never change (Windows). Linux asks every
+# time: writing /proc/self/loginuid starts a new session.
+_own_session: "list[object]" = []
 
 
 def current_session_id() -> int:
-    """Session of the calling process."""
-    if _fixed_session and not _swaps and _fixed_session[0] is _default:
-        return _fixed_session[1]  # type: ignore[return-value]
+    """Session of the calling process.
+
+    Raises like ``process_id_to_session_id``, for example
+    BackendUnavailableError where no backend can answer.
+    """
+    if _own_session and not _swaps and _own_session[0] is _default:
+        return _own_session[1]  # type: ignore[return-value]
     backend = get_backend()
     session = backend.session_id(os.getpid())
-    if getattr(backend, "session_is_fixed", False) and not _swaps:
-        _fixed_session[:] = [backend, session]
+    # session_is_fixed: the optional member of lowlevel.FixedSessionBackend.
+    if backend is _default and getattr(backend, "session_is_fixed", False) is True:
+        _own_session[:] = [backend, session]
     return session
 
 
@@ -295,7 +335,7 @@ def active_console_session_id() -> int | None:
     return get_backend().console_session_id()
 
 
-def session_ids(pids: "Iterable[object] | None" = None) -> dict[int, int]:
+def session_ids(pids: "Iterable[SupportsIndex] | None" = None) -> dict[int, int]:
     """``{pid: session}`` for each PID in ``pids`` that names a process the
     caller may inspect, or for every process when ``pids`` is None."""
     if pids is None:
@@ -319,7 +359,7 @@ def _checked_session(session_id: object) -> int:
         raise type(err)(str(err).replace("pid", "session_id", 1)) from None
 
 
-def processes_in_session(session_id: object) -> list[int]:
+def processes_in_session(session_id: "SupportsIndex") -> list[int]:
     """PIDs of every process in session ``session_id`` that the caller may
     inspect, in ascending order (empty when the session has none).
 
@@ -424,7 +464,12 @@ def sessions() -> "list[SessionInfo]":
 
 __all__ = [
     "ERROR_ACCESS_DENIED",
+    "ERROR_GEN_FAILURE",
+    "ERROR_INVALID_DATA",
     "ERROR_INVALID_PARAMETER",
+    "ERROR_NOT_ENOUGH_MEMORY",
+    "ERROR_NOT_SUPPORTED",
+    "ERROR_TOO_MANY_OPEN_FILES",
     "AccessDeniedError",
     "Backend",
     "BackendUnavailableError",
@@ -468,8 +513,23 @@ def _load_lazy(package: str, table: "dict[str, str]", name: str) -> object:
     from importlib import import_module
 
     value = getattr(import_module(module, package), name)
+    _publish(package, value)
     setattr(import_module(package), name, value)
     return value
+
+
+def _publish(package: str, value: object) -> None:
+    """Make ``value``, exported by ``package``, report that public module
+    (for help(), reprs and tracebacks) instead of the private module that
+    defines it, as trio's fixup_module_metadata does."""
+    module = getattr(value, "__module__", None)
+    if isinstance(module, str) and module.startswith(f"{__name__}.") and "._" in module:
+        value.__module__ = package
+
+
+for _name in __all__:
+    _publish(__name__, globals().get(_name))  # the lazy ones when they load
+del _name
 
 
 def __getattr__(name: str) -> object:
@@ -477,7 +537,9 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> "list[str]":
-    return sorted(set(globals()) | set(__all__))
+    # The public names only: helpers such as checked_pid or make_builtin stay
+    # importable for the package's own modules but are not offered.
+    return sorted(__all__)
 
 
 _load_emulation_module()

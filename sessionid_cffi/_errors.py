@@ -12,6 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+# The Win32 codes the library's errors carry (the public package exports each).
 ERROR_TOO_MANY_OPEN_FILES = 4
 ERROR_ACCESS_DENIED = 5
 ERROR_NOT_ENOUGH_MEMORY = 8
@@ -22,9 +23,14 @@ ERROR_INVALID_PARAMETER = 87
 
 
 class SessionIdError(OSError):
-    """Root of the library's errors; raised itself only for failures that
-    are neither "not found" nor "access denied" (for example no file
-    descriptor left, or a procfs file with unexpected content).
+    """Root of the library's errors: catch it to handle every failure.
+
+    Raised itself, with one of these ``winerror`` codes, for failures that
+    are neither "not found" nor "access denied":
+    ``ERROR_TOO_MANY_OPEN_FILES`` (4: no file descriptor left),
+    ``ERROR_NOT_ENOUGH_MEMORY`` (8), ``ERROR_INVALID_DATA`` (13: a procfs
+    file with unexpected content), ``ERROR_GEN_FAILURE`` (31: any other
+    operating-system error), or any code kernel32 reports on Windows.
 
     Attributes: ``pid`` (the PID asked about, or None), ``winerror`` (the
     Win32 error code), ``errno`` (the underlying errno, or None) and
@@ -44,6 +50,13 @@ class SessionIdError(OSError):
     def __str__(self) -> str:
         return f"[WinError {self.winerror}] {self.strerror}"
 
+    def __repr__(self) -> str:
+        # The public class name and every field, so a log line says it all.
+        return (
+            f"{type(self).__name__}(pid={self.pid!r}, winerror={self.winerror}, "
+            f"message={self.strerror!r}, errno={self.errno!r})"
+        )
+
     def __reduce__(self) -> "tuple[type[SessionIdError], tuple[object, ...]]":
         # OSError's default pickling replays OSError's own arguments, which
         # do not match this signature.
@@ -51,16 +64,19 @@ class SessionIdError(OSError):
 
 
 class ProcessNotFoundError(SessionIdError, ProcessLookupError):
-    """The PID names no process the caller can see (Win32 error 87)."""
+    """The PID names no process the caller can see, or names a thread:
+    ``winerror`` is always ``ERROR_INVALID_PARAMETER`` (87)."""
 
 
 class AccessDeniedError(SessionIdError, PermissionError):
-    """The process exists but the caller may not inspect it (Win32 error 5)."""
+    """The process exists but the caller may not inspect it: ``winerror``
+    is always ``ERROR_ACCESS_DENIED`` (5)."""
 
 
 class BackendUnavailableError(SessionIdError):
     """No backend can answer here: an unsupported platform, procfs not
-    mounted, or an unknown backend name (Win32 error 50)."""
+    mounted, or an unknown backend name: ``winerror`` is always
+    ``ERROR_NOT_SUPPORTED`` (50)."""
 
 
 def not_found(pid: int, reason: str, errno: int | None = _errno.ESRCH) -> ProcessNotFoundError:

@@ -7,8 +7,6 @@ after the call, in the same thread (cffi saves it per thread).
 
 from __future__ import annotations
 
-import os
-
 from ._errors import (
     ERROR_ACCESS_DENIED,
     ERROR_GEN_FAILURE,
@@ -52,29 +50,23 @@ class Kernel32Backend:
     """Calls the real ``ProcessIdToSessionId`` in kernel32.dll."""
 
     name = "kernel32"
-    #: A Windows process never changes session: current_session_id() may keep it.
+    #: A Windows process never changes session: current_session_id() keeps
+    #: its answer (the library's one own-session cache, in the package).
     session_is_fixed = True
 
     def __init__(self) -> None:
-        # A Windows process never changes session, so the own answer is kept.
-        self._own_pid = os.getpid()
-        self._own_session: int | None = None
         self._wtsapi32: Any = None
 
     def __repr__(self) -> str:
         return "Kernel32Backend()"
 
     def session_id(self, pid: int) -> int:
-        if pid == self._own_pid and self._own_session is not None:
-            return self._own_session
         out = ffi.new("DWORD *")
         if not _process_id_to_session_id(pid, out):
             code, message = ffi.getwinerror()
             if not code:  # FALSE without a last error is still a failure (see below)
                 code, message = ERROR_GEN_FAILURE, "failed without setting a last error"
             raise error_for(pid, code, message)
-        if pid == self._own_pid:
-            self._own_session = out[0]
         return int(out[0])
 
     def native_process_id_to_session_id(self, pid: int, out: object) -> int:

@@ -1,29 +1,97 @@
-"""The raw, Win32-shaped API: BOOL results, out-pointers, GetLastError.
+"""The Win32-shaped layer: the call exactly as Windows declares it, on every backend.
 
-These calls behave the same on every backend. With the kernel32 backend
-they go straight to kernel32.dll; with the others the backend answers and
-the Win32 code of its error becomes the last error. The last error lives in
-a per-thread slot, as in Win32 (C9). Out-pointers are checked before any
-backend sees them: NULL (or an address in the never-mapped first 64 KiB,
-or, on 64-bit systems, in the kernel's upper half) gives FALSE with
-ERROR_INVALID_PARAMETER, as ReactOS does, instead of Wine's access
-violation; anything that is not a pointer to a 32-bit unsigned integer
-raises TypeError.
+Use it to port code written against the Win32 API, to check a binding of
+your own against the real one, or to write a backend of your own. Anything
+else is simpler and safer with the package's Pythonic functions
+(``sessionid_cffi.process_id_to_session_id`` and friends), which raise
+exceptions instead of returning FALSE.
+
+What is here:
+
+- ``ffi``: the cffi ``FFI`` of the binding. Its cdef declares
+  ``BOOL ProcessIdToSessionId(DWORD, DWORD *)``,
+  ``DWORD WTSGetActiveConsoleSessionId(void)`` and their types, with
+  ``DWORD`` 32 bits wide on every platform. Make out-pointers with
+  ``ffi.new("DWORD *")``.
+- ``ProcessIdToSessionId(pid, out)``: TRUE (1) with the session in
+  ``out[0]``, or FALSE (0) with the reason in ``GetLastError()`` and
+  ``out`` untouched.
+- ``WTSGetActiveConsoleSessionId()``: the console's session, 0xFFFFFFFF when
+  none is attached.
+- ``GetLastError()``: the last error of a raw call, per thread (C9).
+- ``Backend``: the protocol ``use_backend()`` accepts, and the optional
+  members a custom backend may implement, each declared by its own
+  protocol: ``process_records()`` (:class:`RecordingBackend`, user and
+  command for listings), ``session_is_fixed`` (:class:`FixedSessionBackend`,
+  lets ``current_session_id()`` keep its answer) and
+  ``native_process_id_to_session_id()`` (:class:`NativeBackend`, the raw
+  call straight to the OS).
+
+What can go wrong:
+
+- A failed call does not raise: it returns 0 and only ``GetLastError()``
+  says why, in the same thread, until the next raw call there. Check the
+  result every time.
+- Out-pointers are checked before any backend sees them: NULL (or an
+  address in the never-mapped first 64 KiB, or, on 64-bit systems, in the
+  kernel's upper half) gives FALSE with ERROR_INVALID_PARAMETER (87), as
+  ReactOS does, instead of Wine's access violation; anything that is not a
+  pointer to a 32-bit unsigned integer raises TypeError. A pointer into
+  memory you freed, or a cast from a wrong address that passes these
+  checks, is still written to: as in C, that corrupts memory.
+- The PID is checked like the Pythonic API checks it: TypeError for
+  non-integers, ValueError outside 0 ... 2**32-1.
+- With the kernel32 backend the call goes straight to kernel32.dll and the
+  last error is Windows' own; with the others the backend answers and the
+  Win32 code of its error becomes the last error.
+- Touching this module loads cffi's runtime (``_cffi_backend``, not its
+  parser) and ``threading``: a few milliseconds, once. On Linux the
+  package's Pythonic functions load neither.
 """
 
 from __future__ import annotations
 
-from _thread import _local
+from threading import local
 
-from . import checked_pid, get_backend
+from . import _load_lazy, checked_pid, get_backend
 from ._errors import ERROR_INVALID_PARAMETER, SessionIdError
 from ._generated_ffi import ffi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, SupportsIndex
+
+    from ._interface import (
+        Backend,
+        FixedSessionBackend,
+        NativeBackend,
+        RecordingBackend,
+    )
 
     CData = Any
+
+__all__ = [
+    "Backend",
+    "FixedSessionBackend",
+    "GetLastError",
+    "NativeBackend",
+    "ProcessIdToSessionId",
+    "RecordingBackend",
+    "WTSGetActiveConsoleSessionId",
+    "ffi",
+]
+
+# The protocols import typing (~3 ms): loaded on first use, like the package does.
+_PROTOCOLS = ("Backend", "FixedSessionBackend", "NativeBackend", "RecordingBackend")
+_LAZY = dict.fromkeys(_PROTOCOLS, "sessionid_cffi._interface")
+
+
+def __getattr__(name: str) -> object:
+    return _load_lazy(__name__, _LAZY, name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 _DWORD_NAMES = frozenset({"unsigned int", "unsigned long", "uint32_t"})
 _LOWEST_VALID_ADDRESS = 0x10000
@@ -36,7 +104,7 @@ _DWORD_P = ffi.typeof("DWORD *")
 # What ffi.new() returns: memory cffi allocated itself, so never NULL-like.
 _OWNED = type(ffi.new("DWORD *"))
 _DWORD_MAX = 0xFFFFFFFF
-_last = _local()
+_last = local()
 
 
 def GetLastError() -> int:  # noqa: N802 - the Win32 name
@@ -72,7 +140,7 @@ def _dword_slot(pointer: object) -> bool:
     return ctype.kind == "pointer" or len(pointer) > 0
 
 
-def ProcessIdToSessionId(dwProcessId: object, pSessionId: CData) -> int:  # noqa: N802,N803
+def ProcessIdToSessionId(dwProcessId: SupportsIndex, pSessionId: CData) -> int:  # noqa: N802,N803
     """``BOOL ProcessIdToSessionId(DWORD dwProcessId, DWORD *pSessionId)``.
 
     Returns 1 (TRUE) and stores the session in ``pSessionId[0]``, or 0
@@ -93,6 +161,7 @@ def ProcessIdToSessionId(dwProcessId: object, pSessionId: CData) -> int:  # noqa
         # parameter, though both are checked to be 32-bit unsigned above.
         out = ffi.cast(_DWORD_P, out)
     backend = get_backend()
+    # The optional member of NativeBackend (read here only).
     native = getattr(backend, "native_process_id_to_session_id", None)
     if native is not None:
         # The kernel32 backend: the real call, and the real last error.

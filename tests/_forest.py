@@ -31,12 +31,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from _handles import describe_holders, holders
+
 from sessionid_cffi import SessionIdError, get_backend
 from sessionid_cffi.testing import ModelBackend
 from sessionid_cffi.testing._processes import (
-    describe_holders,
     has_exited,
-    holders,
     process_started_at,
     start_process,
     wait_until_gone,

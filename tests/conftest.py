@@ -121,3 +121,15 @@ def login() -> Iterator[Login]:
         yield session
     finally:
         session.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _neutral_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run the tests from a folder of their own. A ``python -c`` child
+    started in the checkout (or an unpacked sdist) would import its
+    ``sessionid_cffi/`` folder, which lacks ``emulation/`` (mapped in only at
+    install), instead of the installed package. pytest removes the folder."""
+    checkout = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(checkout)

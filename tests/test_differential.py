@@ -37,11 +37,12 @@ from _forest import (
     install_summary,
     scaled_examples,
 )
+from _handles import holders
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sessionid_cffi import ProcessNotFoundError, get_backend
-from sessionid_cffi.testing._processes import has_exited, holders
+from sessionid_cffi.testing._processes import has_exited
 
 #: Processes per forest at most (plus the test process itself).
 MAX_PROCESSES = 8

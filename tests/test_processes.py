@@ -11,11 +11,10 @@ import sys
 
 import pytest
 from _forest import ForestError, RealForest
+from _handles import describe_holders, holders
 
 from sessionid_cffi.testing._processes import (
-    describe_holders,
     has_exited,
-    holders,
     process_started_at,
     start_process,
     wait_until_gone,

@@ -13,16 +13,12 @@ import sys
 import threading
 
 import pytest
+from _handles import describe_holders, holders
 from hypothesis import given
 from hypothesis import strategies as st
 
 import sessionid_cffi as s
-from sessionid_cffi.testing._processes import (
-    describe_holders,
-    holders,
-    process_started_at,
-    wait_until_gone,
-)
+from sessionid_cffi.testing._processes import process_started_at, wait_until_gone
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "win32", reason="Windows-only: calls kernel32.dll (run by tox -e wine)"
