@@ -47,8 +47,9 @@ def test_windows_lane_benchmark() -> None:
     from sessionid_cffi._kernel32 import _process_id_to_session_id as cffi_call
 
     own = os.getpid()
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                             stdin=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         out = s.ffi.new("DWORD *")
         c_out = ctypes.c_ulong()
@@ -58,38 +59,56 @@ def test_windows_lane_benchmark() -> None:
         # (ffi.getwinerror): what a ctypes binding needs to report failures.
         c_le_call = ctypes.WinDLL("kernel32", use_last_error=True).ProcessIdToSessionId  # type: ignore[attr-defined]
         s.current_session_id()  # first call loads the backend
-        rows = per_call({
-            "own: bare cffi call (kernel32 via the binding)": (
-                lambda: cffi_call(own, out), 50_000),
-            "own: sessionid_cffi.ProcessIdToSessionId (raw API, checked)": (
-                lambda: s.ProcessIdToSessionId(own, out), 50_000),
-            "own: ctypes": (lambda: c_call(own, c_ref), 50_000),
-            "own: ctypes, use_last_error=True": (lambda: c_le_call(own, c_ref), 50_000),
-            "own: pywin32 win32ts.ProcessIdToSessionId": (
-                lambda: win32ts.ProcessIdToSessionId(own), 50_000),
-            "own: current_session_id()": (s.current_session_id, 50_000),
-            "other: process_id_to_session_id(child)": (
-                lambda: s.process_id_to_session_id(child.pid), 300),
-            "other: pywin32 win32ts.ProcessIdToSessionId(child)": (
-                lambda: win32ts.ProcessIdToSessionId(child.pid), 300),
-        })
+        rows = per_call(
+            {
+                "own: bare cffi call (kernel32 via the binding)": (
+                    lambda: cffi_call(own, out),
+                    50_000,
+                ),
+                "own: sessionid_cffi.ProcessIdToSessionId (raw API, checked)": (
+                    lambda: s.ProcessIdToSessionId(own, out),
+                    50_000,
+                ),
+                "own: ctypes": (lambda: c_call(own, c_ref), 50_000),
+                "own: ctypes, use_last_error=True": (lambda: c_le_call(own, c_ref), 50_000),
+                "own: pywin32 win32ts.ProcessIdToSessionId": (
+                    lambda: win32ts.ProcessIdToSessionId(own),
+                    50_000,
+                ),
+                "own: current_session_id()": (s.current_session_id, 50_000),
+                "other: process_id_to_session_id(child)": (
+                    lambda: s.process_id_to_session_id(child.pid),
+                    300,
+                ),
+                "other: pywin32 win32ts.ProcessIdToSessionId(child)": (
+                    lambda: win32ts.ProcessIdToSessionId(child.pid),
+                    300,
+                ),
+            }
+        )
     finally:
         child.kill()
         child.wait()
     us = {name: seconds * 1e6 for name, seconds in rows.items()}
     ratios = {
         "raw cffi call / ctypes (target <= 0.8)": us[
-            "own: bare cffi call (kernel32 via the binding)"] / us["own: ctypes"],
+            "own: bare cffi call (kernel32 via the binding)"
+        ]
+        / us["own: ctypes"],
         "raw cffi call / ctypes with use_last_error": us[
-            "own: bare cffi call (kernel32 via the binding)"] / us[
-            "own: ctypes, use_last_error=True"],
+            "own: bare cffi call (kernel32 via the binding)"
+        ]
+        / us["own: ctypes, use_last_error=True"],
         "raw API (checked) / ctypes": us[
-            "own: sessionid_cffi.ProcessIdToSessionId (raw API, checked)"] / us["own: ctypes"],
+            "own: sessionid_cffi.ProcessIdToSessionId (raw API, checked)"
+        ]
+        / us["own: ctypes"],
         "process_id_to_session_id(other) / pywin32 (target <= 1.1)": us[
-            "other: process_id_to_session_id(child)"] / us[
-            "other: pywin32 win32ts.ProcessIdToSessionId(child)"],
-        "current_session_id() / pywin32 own (target <= 1.0)": us[
-            "own: current_session_id()"] / us["own: pywin32 win32ts.ProcessIdToSessionId"],
+            "other: process_id_to_session_id(child)"
+        ]
+        / us["other: pywin32 win32ts.ProcessIdToSessionId(child)"],
+        "current_session_id() / pywin32 own (target <= 1.0)": us["own: current_session_id()"]
+        / us["own: pywin32 win32ts.ProcessIdToSessionId"],
     }
     print(f"\nWindows lane, CPython {sys.version.split()[0]}, medians of {ROUNDS} rounds")
     for name, value in us.items():

@@ -178,8 +178,16 @@ def ensure_venv(argv: list[str]) -> None:
         subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
     else:
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-             str(ROOT)],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--force-reinstall",
+                str(ROOT),
+            ],
             check=True,
         )
     os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])  # noqa: S606
@@ -196,8 +204,14 @@ NEUTRAL = tempfile.gettempdir()
 
 def time_process(command: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                   env=env, cwd=NEUTRAL)
+    subprocess.run(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        env=env,
+        cwd=NEUTRAL,
+    )
     return time.perf_counter() - start
 
 
@@ -216,14 +230,20 @@ def compile_c(workdir: Path) -> Path:
 
 
 def c_loop(binary: Path, mode: str, reps: int) -> list[float]:
-    out = subprocess.run([str(binary), mode, str(reps)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [str(binary), mode, str(reps)], capture_output=True, text=True, check=True
+    ).stdout
     return [float(line.split()[1]) for line in out.splitlines()]
 
 
 def in_process(what: str, pid: int, reps: int) -> dict[str, list[float]]:
-    out = subprocess.run([sys.executable, "-c", INPROCESS, what, str(pid), str(reps)],
-                         capture_output=True, text=True, check=True, cwd=NEUTRAL).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", INPROCESS, what, str(pid), str(reps)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=NEUTRAL,
+    ).stdout
     return json.loads(out)  # type: ignore[no-any-return]
 
 
@@ -231,10 +251,12 @@ def main(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--processes", type=int, default=1000,
-                        help="extra sleeping processes (default 1000)")
-    parser.add_argument("--rounds", type=int, default=21,
-                        help="rounds per measurement (default 21)")
+    parser.add_argument(
+        "--processes", type=int, default=1000, help="extra sleeping processes (default 1000)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=21, help="rounds per measurement (default 21)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = parser.parse_args(argv)
     if not sys.platform.startswith("linux"):
@@ -247,16 +269,27 @@ def main(argv: list[str]) -> int:
     rounds = args.rounds
     results: dict[str, dict[str, object]] = {}
 
-    def record(name: str, candidate: list[float], baseline: list[float],
-               target: float | None, what: str, against: str, unit: str = "ms") -> None:
+    def record(
+        name: str,
+        candidate: list[float],
+        baseline: list[float],
+        target: float | None,
+        what: str,
+        against: str,
+        unit: str = "ms",
+    ) -> None:
         scale = 1000.0 if unit == "ms" else 1e6
         cand = statistics.median(candidate) * scale
         base = statistics.median(baseline) * scale
         ratio = cand / base
         results[name] = {
-            "candidate": what, "baseline": against, "unit": unit,
-            "candidate_median": round(cand, 3), "baseline_median": round(base, 3),
-            "ratio": round(ratio, 3), "target": target,
+            "candidate": what,
+            "baseline": against,
+            "unit": unit,
+            "candidate_median": round(cand, 3),
+            "baseline_median": round(base, 3),
+            "ratio": round(ratio, 3),
+            "target": target,
             "met": None if target is None else ratio <= target,
             "samples": len(candidate),
         }
@@ -268,16 +301,24 @@ def main(argv: list[str]) -> int:
             binary = compile_c(Path(tmp))
             time.sleep(0.5)
             table_size = sum(1 for name in os.listdir("/proc") if name.isdigit())
-            print(f"{table_size} processes in /proc ({args.processes} sleepers); "
-                  f"{rounds} rounds; python {platform.python_version()} in {sys.prefix}",
-                  flush=True)
+            print(
+                f"{table_size} processes in /proc ({args.processes} sleepers); "
+                f"{rounds} rounds; python {platform.python_version()} in {sys.prefix}",
+                flush=True,
+            )
             other = sleepers[len(sleepers) // 2].pid
 
             # 1. one query of another process
             single = in_process("single", other, rounds)
-            record("single_query", single["lib"], single["hand"], 0.6,
-                   "process_id_to_session_id(pid)",
-                   'int(open(f"/proc/{pid}/sessionid").read())', unit="us")
+            record(
+                "single_query",
+                single["lib"],
+                single["hand"],
+                0.6,
+                "process_id_to_session_id(pid)",
+                'int(open(f"/proc/{pid}/sessionid").read())',
+                unit="us",
+            )
 
             # 2. every process: session_ids() vs the C loops, interleaved
             lib_bulk: list[float] = []
@@ -290,13 +331,30 @@ def main(argv: list[str]) -> int:
                 bulk = in_process("bulk", other, 3)
                 lib_bulk += bulk["session_ids"]
                 records += bulk["process_records"]
-            record("session_ids_all", lib_bulk, c_paths, 1.25, "session_ids()",
-                   "C loop: open(\"/proc/<pid>/sessionid\") per process")
-            record("session_ids_vs_c_openat", lib_bulk, c_at, None, "session_ids()",
-                   "C loop: openat(/proc fd, \"<pid>/sessionid\") per process")
-            record("process_records_vs_c", records, c_paths, None,
-                   "process_records(ps default fields: sessionid, owner, comm, loginuid)",
-                   "C loop: open(\"/proc/<pid>/sessionid\") per process")
+            record(
+                "session_ids_all",
+                lib_bulk,
+                c_paths,
+                1.25,
+                "session_ids()",
+                'C loop: open("/proc/<pid>/sessionid") per process',
+            )
+            record(
+                "session_ids_vs_c_openat",
+                lib_bulk,
+                c_at,
+                None,
+                "session_ids()",
+                'C loop: openat(/proc fd, "<pid>/sessionid") per process',
+            )
+            record(
+                "process_records_vs_c",
+                records,
+                c_paths,
+                None,
+                "process_records(ps default fields: sessionid, owner, comm, loginuid)",
+                'C loop: open("/proc/<pid>/sessionid") per process',
+            )
 
             # 3. whole processes, interleaved. The console script that pip
             # writes imports re before our code; the same script without
@@ -314,8 +372,11 @@ def main(argv: list[str]) -> int:
                 "sessionid_sessions": [script, "sessions"],
                 "sessionid_own": [script],
                 "pass": [python, "-c", "pass"],
-                "import_query": [python, "-c",
-                                 "import sessionid_cffi as s; s.current_session_id()"],
+                "import_query": [
+                    python,
+                    "-c",
+                    "import sessionid_cffi as s; s.current_session_id()",
+                ],
             }
             for command in commands.values():
                 time_process(command, env)  # warm the page cache
@@ -323,21 +384,54 @@ def main(argv: list[str]) -> int:
             for _ in range(rounds):
                 for name, command in commands.items():
                     samples[name].append(time_process(command, env))
-            record("sessionid_ps", samples["sessionid_ps"], samples["ps"], 0.5,
-                   "sessionid ps (console script)", "ps -eo pid,sess,luid,user,comm")
-            record("import_and_query", samples["import_query"], samples["pass"], 1.15,
-                   'python -c "import sessionid_cffi as s; s.current_session_id()"',
-                   'python -c pass')
-            record("sessionid_no_args", samples["sessionid_own"], samples["pass"], None,
-                   "sessionid (own session, console script)", "python -c pass")
-            record("sessionid_sessions", samples["sessionid_sessions"], samples["ps_sessions"],
-                   1.0, "sessionid sessions (console script)",
-                   "ps -eo pid,luid,user,tty,lstart,comm")
-            record("python_m_sessionid_ps", samples["python_m_ps"], samples["ps"], None,
-                   "python -m sessionid_cffi ps", "ps -eo pid,sess,luid,user,comm")
-            record("ps_wrapper_without_re", samples["wrapper_without_re_ps"], samples["ps"],
-                   None, "sessionid ps through a wrapper without `import re`",
-                   "ps -eo pid,sess,luid,user,comm")
+            record(
+                "sessionid_ps",
+                samples["sessionid_ps"],
+                samples["ps"],
+                0.5,
+                "sessionid ps (console script)",
+                "ps -eo pid,sess,luid,user,comm",
+            )
+            record(
+                "import_and_query",
+                samples["import_query"],
+                samples["pass"],
+                1.15,
+                'python -c "import sessionid_cffi as s; s.current_session_id()"',
+                "python -c pass",
+            )
+            record(
+                "sessionid_no_args",
+                samples["sessionid_own"],
+                samples["pass"],
+                None,
+                "sessionid (own session, console script)",
+                "python -c pass",
+            )
+            record(
+                "sessionid_sessions",
+                samples["sessionid_sessions"],
+                samples["ps_sessions"],
+                1.0,
+                "sessionid sessions (console script)",
+                "ps -eo pid,luid,user,tty,lstart,comm",
+            )
+            record(
+                "python_m_sessionid_ps",
+                samples["python_m_ps"],
+                samples["ps"],
+                None,
+                "python -m sessionid_cffi ps",
+                "ps -eo pid,sess,luid,user,comm",
+            )
+            record(
+                "ps_wrapper_without_re",
+                samples["wrapper_without_re_ps"],
+                samples["ps"],
+                None,
+                "sessionid ps through a wrapper without `import re`",
+                "ps -eo pid,sess,luid,user,comm",
+            )
     finally:
         for sleeper in sleepers:
             sleeper.kill()
@@ -347,10 +441,13 @@ def main(argv: list[str]) -> int:
     document = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {
-            "kernel": platform.release(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "processes_in_proc": table_size,
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "processes_in_proc": table_size,
             # What reproduces the run, and no local path.
-            "extra_sleepers": args.processes, "rounds": rounds,
+            "extra_sleepers": args.processes,
+            "rounds": rounds,
         },
         "results": results,
     }
@@ -365,9 +462,11 @@ def main(argv: list[str]) -> int:
         target = row["target"]
         met = {True: "yes", False: "NO", None: "-"}[row["met"]]  # type: ignore[index]
         target_text = f"<={target}x" if target is not None else "-"
-        print(f"| {name:<26} | {row['candidate_median']:>8.3f} {unit:<2} "
-              f"| {row['baseline_median']:>8.3f} {unit:<2} | {row['ratio']:>5.2f} "
-              f"| {target_text:>6} | {met:>3} |")
+        print(
+            f"| {name:<26} | {row['candidate_median']:>8.3f} {unit:<2} "
+            f"| {row['baseline_median']:>8.3f} {unit:<2} | {row['ratio']:>5.2f} "
+            f"| {target_text:>6} | {met:>3} |"
+        )
     print(f"\nwrote {args.out}")
     return 0
 

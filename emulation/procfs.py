@@ -109,8 +109,7 @@ def _malformed(pid: int, path: str, data: bytes) -> SessionIdError:
     return SessionIdError(
         pid,
         ERROR_INVALID_DATA,
-        f"{path} holds {shown!r}, which is not a session id; "
-        "is proc_root a real procfs?",
+        f"{path} holds {shown!r}, which is not a session id; is proc_root a real procfs?",
         None,
     )
 
@@ -499,7 +498,6 @@ class ProcfsBackend:
         finally:
             cl(root_fd)
         return records
-
 
 
 def _read_env_file(path: str) -> dict[str, str]:

@@ -128,7 +128,14 @@ class UsageError(Exception):
 
 class _Args:
     __slots__ = (
-        "backend", "columns", "form", "header", "json", "pids", "select_pids", "sessions",
+        "backend",
+        "columns",
+        "form",
+        "header",
+        "json",
+        "pids",
+        "select_pids",
+        "sessions",
         "users",
     )
 
@@ -262,9 +269,7 @@ def _width(text: str) -> int:
         return len(text)
     from unicodedata import combining, east_asian_width
 
-    return sum(
-        0 if combining(ch) else 2 if east_asian_width(ch) in "WF" else 1 for ch in text
-    )
+    return sum(0 if combining(ch) else 2 if east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _error(message: str) -> None:
@@ -293,15 +298,18 @@ def _table(header: Sequence[str] | None, columns: list[list[str]], right: Sequen
             padded.append(column)
         elif "".join(column).isascii():
             size = max(map(len, column))
-            padded.append([c.rjust(size) for c in column] if right[i] else
-                          [c.ljust(size) for c in column])
+            padded.append(
+                [c.rjust(size) for c in column] if right[i] else [c.ljust(size) for c in column]
+            )
         else:
             widths = [_width(cell) for cell in column]
             size = max(widths)
-            padded.append([
-                " " * (size - w) + c if right[i] else c + " " * (size - w)
-                for c, w in zip(column, widths, strict=True)
-            ])
+            padded.append(
+                [
+                    " " * (size - w) + c if right[i] else c + " " * (size - w)
+                    for c, w in zip(column, widths, strict=True)
+                ]
+            )
     return "".join("  ".join(row).rstrip(" ") + "\n" for row in zip(*padded, strict=True))
 
 
@@ -407,10 +415,12 @@ def _ps(args: _Args) -> int:
             cells.append(["-" if r[index] is None else str(r[index]) for r in records])
         elif field in _NUMBER_FOR:
             number = _FIELD_INDEX[_NUMBER_FOR[field]]
-            cells.append([
-                _printable(r[index]) if r[index] is not None else _cell(r[number])  # type: ignore[arg-type]
-                for r in records
-            ])
+            cells.append(
+                [
+                    _printable(r[index]) if r[index] is not None else _cell(r[number])  # type: ignore[arg-type]
+                    for r in records
+                ]
+            )
         else:
             # Text fields hold str or None (mypy sees the union of all fields).
             cells.append([_printable(r[index]) for r in records])  # type: ignore[arg-type]

@@ -89,8 +89,7 @@ def access_denied(pid: int, reason: str, errno: int | None = _errno.EACCES) -> A
     return AccessDeniedError(
         pid,
         ERROR_ACCESS_DENIED,
-        f"access to process {pid} denied: {reason}; "
-        "query it as its owner or as root/Administrator",
+        f"access to process {pid} denied: {reason}; query it as its owner or as root/Administrator",
         errno,
     )
 

@@ -97,7 +97,6 @@ class NativeBackend(Backend, Protocol):
         error, with ``out`` untouched."""
 
 
-
 # Their public home, for help() and reprs: sessionid_cffi.lowlevel (the
 # package re-exports Backend).
 for _protocol in (Backend, RecordingBackend, FixedSessionBackend, NativeBackend):

@@ -41,9 +41,7 @@ def error_for(pid: int, winerror: int, message: str) -> SessionIdError:
         return not_found(pid, message, None)
     if winerror == ERROR_ACCESS_DENIED:
         return access_denied(pid, message, None)
-    return SessionIdError(
-        pid, winerror, f"ProcessIdToSessionId({pid}) failed: {message}", None
-    )
+    return SessionIdError(pid, winerror, f"ProcessIdToSessionId({pid}) failed: {message}", None)
 
 
 class Kernel32Backend:

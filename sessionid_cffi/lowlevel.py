@@ -93,6 +93,7 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     return sorted(__all__)
 
+
 _DWORD_NAMES = frozenset({"unsigned int", "unsigned long", "uint32_t"})
 _LOWEST_VALID_ADDRESS = 0x10000
 # On 64-bit systems the upper half of the address space belongs to the

@@ -346,9 +346,7 @@ def answer(backend: object, pid: int) -> tuple[str, int]:
         return ("error", err.winerror)
 
 
-def compare(
-    live: object, model: ModelBackend, pids: Iterable[int], forest: Forest
-) -> list[str]:
+def compare(live: object, model: ModelBackend, pids: Iterable[int], forest: Forest) -> list[str]:
     """Every PID on which ``live`` and ``model`` disagree, explained.
 
     A PID the model calls missing but the live backend answers is forgiven

@@ -69,8 +69,13 @@ def holders(pid: int, started_at: int | None) -> dict[int, str]:
                 copy = ctypes.c_void_p()
                 access = _QUERY_LIMITED if kind == "process" else _THREAD_QUERY_LIMITED
                 if not kernel32.DuplicateHandle(
-                    owners[owner], value, kernel32.GetCurrentProcess(), ctypes.byref(copy),
-                    access, False, 0,
+                    owners[owner],
+                    value,
+                    kernel32.GetCurrentProcess(),
+                    ctypes.byref(copy),
+                    access,
+                    False,
+                    0,
                 ):
                     continue
                 target = copy.value
@@ -155,8 +160,13 @@ def _handle_api() -> tuple[Any, Any]:
     kernel32 = _win32()
     kernel32.GetCurrentProcess.restype = wintypes.HANDLE
     kernel32.DuplicateHandle.argtypes = [
-        wintypes.HANDLE, wintypes.HANDLE, wintypes.HANDLE, ctypes.POINTER(ctypes.c_void_p),
-        wintypes.DWORD, wintypes.BOOL, wintypes.DWORD,
+        wintypes.HANDLE,
+        wintypes.HANDLE,
+        wintypes.HANDLE,
+        ctypes.POINTER(ctypes.c_void_p),
+        wintypes.DWORD,
+        wintypes.BOOL,
+        wintypes.DWORD,
     ]
     kernel32.GetProcessId.argtypes = [wintypes.HANDLE]
     kernel32.GetProcessId.restype = wintypes.DWORD
@@ -165,11 +175,17 @@ def _handle_api() -> tuple[Any, Any]:
     kernel32.OpenThread.restype = wintypes.HANDLE
     kernel32.OpenThread.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
     kernel32.QueryFullProcessImageNameW.argtypes = [
-        wintypes.HANDLE, wintypes.DWORD, wintypes.LPWSTR, ctypes.POINTER(wintypes.DWORD),
+        wintypes.HANDLE,
+        wintypes.DWORD,
+        wintypes.LPWSTR,
+        ctypes.POINTER(wintypes.DWORD),
     ]
     ntdll = ctypes.WinDLL("ntdll")  # type: ignore[attr-defined,unused-ignore]
     ntdll.NtQuerySystemInformation.argtypes = [
-        wintypes.ULONG, ctypes.c_void_p, wintypes.ULONG, ctypes.POINTER(wintypes.ULONG),
+        wintypes.ULONG,
+        ctypes.c_void_p,
+        wintypes.ULONG,
+        ctypes.POINTER(wintypes.ULONG),
     ]
     ntdll.NtQuerySystemInformation.restype = ctypes.c_long
     return kernel32, ntdll

@@ -59,14 +59,21 @@ class Sshd:
         for name in ("host_key", "client_key"):
             subprocess.run(
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)],
-                check=True, timeout=60,
+                check=True,
+                timeout=60,
             )
         (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
         (root / "sshd_config").write_text(CONFIG.format(port=self.port, root=root))
         os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation chroot
         self.process = subprocess.Popen(
-            [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-f", str(root / "sshd_config"),
-             "-E", str(self.log)],
+            [
+                shutil.which("sshd") or "/usr/sbin/sshd",
+                "-D",
+                "-f",
+                str(root / "sshd_config"),
+                "-E",
+                str(self.log),
+            ],
         )
         self._wait_until_listening()
 
@@ -86,18 +93,32 @@ class Sshd:
     def ssh_command(self, remote: str, *, tty: bool = False) -> list[str]:
         """The ssh command line that runs ``remote`` in a fresh login."""
         return [
-            "ssh", "-i", str(self.root / "client_key"), "-p", str(self.port),
-            "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", f"UserKnownHostsFile={self.root / 'known_hosts'}", "-o", "LogLevel=ERROR",
+            "ssh",
+            "-i",
+            str(self.root / "client_key"),
+            "-p",
+            str(self.port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            f"UserKnownHostsFile={self.root / 'known_hosts'}",
+            "-o",
+            "LogLevel=ERROR",
             *(["-tt"] if tty else ["-T"]),
-            "root@127.0.0.1", remote,
+            "root@127.0.0.1",
+            remote,
         ]
 
     def login(self, remote: str, *, tty: bool = False) -> subprocess.Popen[str]:
         """Start ``remote`` in a new login; its stdin and stdout are pipes."""
         return subprocess.Popen(
             self.ssh_command(remote, tty=tty),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def close(self) -> None:
@@ -114,8 +135,11 @@ class Sshd:
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("needs root on Linux: starts sshd, which logs in through PAM")
-    missing = [tool for tool in ("sshd", "ssh", "ssh-keygen") if shutil.which(tool) is None
-               and not (tool == "sshd" and os.path.exists("/usr/sbin/sshd"))]
+    missing = [
+        tool
+        for tool in ("sshd", "ssh", "ssh-keygen")
+        if shutil.which(tool) is None and not (tool == "sshd" and os.path.exists("/usr/sbin/sshd"))
+    ]
     if missing:
         pytest.skip(f"OpenSSH is not installed here (no {', '.join(missing)})")
     daemon = Sshd(tmp_path_factory.mktemp("sshd"))

@@ -38,8 +38,15 @@ class Pid(enum.IntEnum):
 
 # -- C8: what the Python API accepts -------------------------------------------------
 non_integers = st.one_of(
-    st.none(), st.booleans(), st.floats(), st.text(), st.binary(), st.complex_numbers(),
-    st.lists(st.integers(), max_size=3), st.decimals(allow_nan=False), st.fractions(),
+    st.none(),
+    st.booleans(),
+    st.floats(),
+    st.text(),
+    st.binary(),
+    st.complex_numbers(),
+    st.lists(st.integers(), max_size=3),
+    st.decimals(allow_nan=False),
+    st.fractions(),
 )
 
 
@@ -123,7 +130,10 @@ def test_errors_survive_pickling() -> None:
         copy = pickle.loads(pickle.dumps(err))
         assert type(copy) is type(err)
         assert (copy.pid, copy.winerror, copy.errno, str(copy)) == (
-            err.pid, err.winerror, err.errno, str(err)
+            err.pid,
+            err.winerror,
+            err.errno,
+            str(err),
         )
 
 
@@ -186,8 +196,10 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_env_var_picks_a_builtin_backend() -> None:
-    done = _run("import sessionid_cffi as s; print(s.get_backend().name, s.current_session_id())",
-                SESSIONID_CFFI_BACKEND="model")
+    done = _run(
+        "import sessionid_cffi as s; print(s.get_backend().name, s.current_session_id())",
+        SESSIONID_CFFI_BACKEND="model",
+    )
     assert done.stdout.split() == ["model", "1"], done.stderr
 
 

@@ -90,9 +90,7 @@ def test_processes_in_session_refuses_non_dwords(bad: int) -> None:
         s.processes_in_session(bad)
 
 
-TABLES = st.dictionaries(
-    st.integers(1, 5000).map(lambda n: n * 4), st.integers(0, 6), max_size=40
-)
+TABLES = st.dictionaries(st.integers(1, 5000).map(lambda n: n * 4), st.integers(0, 6), max_size=40)
 
 
 @given(table=TABLES, data=st.data())
@@ -123,11 +121,24 @@ def test_session_info_is_a_named_tuple() -> None:
     info = SessionInfo(3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True)
     session_id, uid, user, leader, tty, since, count, console = info
     assert (session_id, uid, user, leader, tty, since, count, console) == (
-        3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True
+        3,
+        1000,
+        "alice",
+        4242,
+        "pts/3",
+        1.5e9,
+        2,
+        True,
     )
     assert info._asdict() == {
-        "session_id": 3, "uid": 1000, "user": "alice", "leader": 4242, "tty": "pts/3",
-        "since": 1.5e9, "process_count": 2, "is_console": True,
+        "session_id": 3,
+        "uid": 1000,
+        "user": "alice",
+        "leader": 4242,
+        "tty": "pts/3",
+        "since": 1.5e9,
+        "process_count": 2,
+        "is_console": True,
     }
     assert json.loads(json.dumps(info)) == [3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True]
     assert json.loads(json.dumps(info._asdict())) == info._asdict()
@@ -192,8 +203,13 @@ def test_records_without_a_recording_backend_carry_pid_and_session() -> None:
 
 
 def test_new_names_are_exported() -> None:
-    for name in ("ProcessRecord", "SessionInfo", "process_records", "processes_in_session",
-                 "sessions"):
+    for name in (
+        "ProcessRecord",
+        "SessionInfo",
+        "process_records",
+        "processes_in_session",
+        "sessions",
+    ):
         assert name in s.__all__
         assert getattr(s, name) is not None
 
@@ -265,7 +281,9 @@ def report_from(mode: str) -> tuple[subprocess.Popen[str], dict[str, object], fl
     before = time.time()
     child = subprocess.Popen(
         ["setsid", "-c", *reporter_argv(mode)],
-        stdin=follower, stdout=subprocess.PIPE, text=True,
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     os.close(follower)
     assert child.stdout is not None
@@ -328,7 +346,9 @@ def test_records_of_this_process_match_independent_reads() -> None:
     assert own.luid == (None if uid == AUDIT_UNSET else uid)
     assert own.login == (None if uid == AUDIT_UNSET else user_of(uid))
     assert (own.session_id, own.ppid, own.uid) == (
-        s.current_session_id(), os.getppid(), os.geteuid()
+        s.current_session_id(),
+        os.getppid(),
+        os.geteuid(),
     )
     with open("/proc/self/cmdline", "rb") as cmdline:
         assert own.args == cmdline.read().rstrip(b"\0").replace(b"\0", b" ").decode()
@@ -366,7 +386,10 @@ def test_login_sessions_show_up_as_their_own_sessions(login: Login) -> None:
             comm = file.read().rstrip("\n")
         record = records[login.pid]
         assert (record.session_id, record.luid, record.login, record.comm) == (
-            login.session, 1000, user_of(1000), comm
+            login.session,
+            1000,
+            user_of(1000),
+            comm,
         )
         assert (record.uid, record.user, record.ppid) == (0, "root", os.getpid())
     finally:

@@ -128,13 +128,16 @@ def judge(query: Query, truth: Truth, inherited: int) -> str | None:
     if answer in truth.sessions:
         owner = truth.sessions[answer]
         return f"answered session {answer} of child {owner}, not of PID {query.pid}"
-    if answer == inherited and any(r["fork_start"] <= query.end and query.start <= r["report"]
-                                   for r in maybe):
+    if answer == inherited and any(
+        r["fork_start"] <= query.end and query.start <= r["report"] for r in maybe
+    ):
         return None  # the child had not logged in yet: the session it inherited
     if not surely_ours:
         return None  # another process may hold this PID now
-    return f"answered {answer} while child {query.pid} (session(s) " \
-           f"{[r['session'] for r in maybe]}) held the PID"
+    return (
+        f"answered {answer} while child {query.pid} (session(s) "
+        f"{[r['session'] for r in maybe]}) held the PID"
+    )
 
 
 def ask(pid: int, how: str) -> int | str:
@@ -161,7 +164,8 @@ def test_answers_under_pid_churn_match_the_children_ground_truth() -> None:
     seed = random.randrange(2**32)
     helper = subprocess.Popen(
         [sys.executable, "-c", HELPER, str(SECONDS), "24", str(seed)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert helper.stdout is not None
     known: list[int] = []
@@ -258,9 +262,17 @@ def test_the_judge_flags_wrong_answers() -> None:
     # 7, alive 1.0-2.0) and B (PID 11, session 8, alive 1.5-3.0).
     truth = Truth()
     for pid, session, born, gone in ((10, 7, 1.0, 2.0), (11, 8, 1.5, 3.0)):
-        truth.incarnations[pid] = [{"pid": pid, "session": session, "fork_start": born,
-                                    "fork_end": born + 0.01, "report": born + 0.02,
-                                    "reap_start": gone, "reap_end": gone + 0.01}]
+        truth.incarnations[pid] = [
+            {
+                "pid": pid,
+                "session": session,
+                "fork_start": born,
+                "fork_end": born + 0.01,
+                "report": born + 0.02,
+                "reap_start": gone,
+                "reap_end": gone + 0.01,
+            }
+        ]
         truth.sessions[session] = pid
     assert judge(Query(10, 1.2, 1.3, 7, "py"), truth, 0) is None
     assert judge(Query(10, 1.6, 1.7, 8, "py"), truth, 0) is not None  # B's session for A

@@ -37,9 +37,7 @@ def run(*args: str, backend: str | None = None) -> subprocess.CompletedProcess[s
     )
 
 
-SCHEMA = json.loads(
-    (Path(s.__file__).parent / "schema.json").read_text(encoding="utf-8")
-)
+SCHEMA = json.loads((Path(s.__file__).parent / "schema.json").read_text(encoding="utf-8"))
 
 
 def valid(document: object) -> object:
@@ -81,8 +79,9 @@ def width(text: str) -> int:
 @pytest.fixture
 def child() -> Iterator[int]:
     """PID of a second process of ours (os.getppid() aborts under Wine 8)."""
-    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                               stdin=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         yield process.pid
     finally:
@@ -201,7 +200,16 @@ def test_ps_columns_match_what_this_process_knows_of_itself() -> None:
     # Plain text: the same values, in -o order, one header.
     lines = ok("ps", f"-o{columns}", f"--pid={os.getpid()}").splitlines()
     assert lines[0].split() == [
-        "PID", "PPID", "SESSION", "UID", "USER", "LUID", "LOGIN", "TTY", "COMMAND", "COMMAND"
+        "PID",
+        "PPID",
+        "SESSION",
+        "UID",
+        "USER",
+        "LUID",
+        "LOGIN",
+        "TTY",
+        "COMMAND",
+        "COMMAND",
     ]
     assert lines[1].split()[:3] == [str(os.getpid()), str(os.getppid()), str(row["session_id"])]
     assert lines[1].endswith(" ".join(sys.orig_argv))
@@ -239,8 +247,9 @@ def test_pid_and_session_lists_repeat_and_combine(child: int) -> None:
 @linux_only
 def test_user_selects_owners_by_name_or_uid_lists() -> None:
     root_processes = {
-        int(name) for name in os.listdir("/proc") if name.isdigit()
-        and os.stat(f"/proc/{name}").st_uid == 0
+        int(name)
+        for name in os.listdir("/proc")
+        if name.isdigit() and os.stat(f"/proc/{name}").st_uid == 0
     }
     by_name = ok_json("ps", "--user", "root")["processes"]
     assert {p["user"] for p in by_name} == {"root"}  # type: ignore[index]
@@ -283,7 +292,9 @@ sys.stdin.read()
 def test_hostile_or_wide_command_names_keep_columns_aligned(name: str) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", HOSTILE, name, "two\nlines"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None
@@ -321,7 +332,14 @@ def test_sessions_lists_the_own_session() -> None:
     assert own["is_console"] == (s.current_session_id() == s.active_console_session_id())
     lines = ok("sessions").splitlines()
     assert lines[0].split() == [
-        "SESSION", "UID", "USER", "LEADER", "TTY", "SINCE", "PROCESSES", "CONSOLE"
+        "SESSION",
+        "UID",
+        "USER",
+        "LEADER",
+        "TTY",
+        "SINCE",
+        "PROCESSES",
+        "CONSOLE",
     ]
     rows = {int(line.split()[0]): line.split() for line in lines[1:]}
     assert s.current_session_id() in rows
@@ -335,8 +353,14 @@ def test_backend_option_answers_with_that_backend() -> None:
     assert ok("--backend=model") == "1\n"
     [session] = ok_json("--backend", "model", "sessions")["sessions"]  # type: ignore[misc]
     assert session == {
-        "session_id": 1, "uid": None, "user": None, "leader": None, "tty": None,
-        "since": None, "process_count": 1, "is_console": False,
+        "session_id": 1,
+        "uid": None,
+        "user": None,
+        "leader": None,
+        "tty": None,
+        "since": None,
+        "process_count": 1,
+        "is_console": False,
     }
 
 
@@ -363,9 +387,7 @@ def test_backend_option_answers_with_that_backend() -> None:
         (["--x\ny"], "--x\\ny"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line_naming_the_culprit(
-    args: list[str], named: str
-) -> None:
+def test_usage_errors_exit_2_with_one_line_naming_the_culprit(args: list[str], named: str) -> None:
     assert named in usage_error(*args)
 
 
@@ -385,7 +407,10 @@ def test_output_errors_are_one_line_and_exit_1(args: list[str]) -> None:
     for redirect in (">/dev/full", ">&-"):
         done = subprocess.run(
             ["sh", "-c", f"exec {command} {redirect}"],
-            capture_output=True, text=True, timeout=120, cwd=NEUTRAL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=NEUTRAL,
         )
         assert done.returncode == 1, (redirect, done)
         lines = done.stderr.splitlines()
@@ -399,7 +424,10 @@ def test_a_reader_that_leaves_early_is_not_an_error_message() -> None:
     # the write meets a closed pipe (EPIPE), as `sessionid ps | head` can.
     done = subprocess.run(
         ["bash", "-c", f"{' '.join(COMMAND)} ps -o pid,args | true; echo ${{PIPESTATUS[0]}}"],
-        capture_output=True, text=True, timeout=120, cwd=NEUTRAL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=NEUTRAL,
     )
     assert (done.stdout, done.stderr) == ("1\n", "")
 
@@ -460,7 +488,10 @@ def test_login_sessions_show_up_in_ps_and_sessions(login: Login) -> None:
     listed = {r["session_id"]: r for r in ok_json("sessions")["sessions"]}  # type: ignore[index, union-attr]
     row = listed[login.session]
     assert (row["uid"], row["user"], row["leader"], row["process_count"]) == (
-        login.uid, login_name, login.pid, 1
+        login.uid,
+        login_name,
+        login.pid,
+        1,
     )
     plain = {line.split()[0]: line.split() for line in ok("sessions").splitlines()}
     assert plain[str(login.session)][1:4] == [str(login.uid), login_name, str(login.pid)]

@@ -60,8 +60,7 @@ class NodePlan:
 
     def __repr__(self) -> str:
         return (
-            f"Node(parent={self.parent}, login={self.login}, "
-            f"threads={self.threads}, {self.fate})"
+            f"Node(parent={self.parent}, login={self.login}, threads={self.threads}, {self.fate})"
         )
 
 

@@ -59,7 +59,7 @@ PROJECT = {
             mine = sessionid_cffi.current_session_id()
             return sorted(p for p, s in sessionid_cffi.session_ids(pids).items() if s == mine)
     ''',
-    "tests/test_mylib.py": '''
+    "tests/test_mylib.py": """
         import os
         import sys
 
@@ -125,7 +125,7 @@ PROJECT = {
                 check_contract(ZeroForMissing({os.getpid(): 1}))
             print(caught.value)
             assert "BROKEN C3" in str(caught.value)
-    ''',
+    """,
 }
 
 
@@ -156,8 +156,18 @@ def _wheel(tmp_path: Path) -> Path:
         return found[0]
     building = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps",
-         "-q", "-w", str(building), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(building),
+            str(REPO),
+        ],
         check=True,
         timeout=600,
     )
@@ -184,7 +194,10 @@ def test_a_downstream_project_uses_the_installed_wheel(tmp_path: Path) -> None:
     )
     venv_site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout.strip()
     # The test tools come from this environment, after the venv's own packages
     # (written after the install, or pip would find the runner's copy installed).

@@ -223,8 +223,9 @@ def _thread_work(
                 expected = code
             got = s.GetLastError()
             if got != expected:
-                errors.append(f"thread {index} call {i} ({kind} {pid}): last error {got}, "
-                              f"expected {expected}")
+                errors.append(
+                    f"thread {index} call {i} ({kind} {pid}): last error {got}, expected {expected}"
+                )
                 return
             if i % 1000 == 999 and index % 2:  # now and then, reset to its own value
                 lowlevel._last.error = expected = 1000 + index
@@ -302,12 +303,14 @@ def test_backend_swaps_from_many_threads_stay_consistent() -> None:
     FIGURES["calls"] += 8 * rounds * 2
 
 
-
 # -- failures while loading the backend, and a FALSE that names no error ---------------
 @pytest.mark.parametrize(
     ("code", "winerror", "kind"),
-    [(errno.ENOMEM, 8, SessionIdError), (errno.EMFILE, 4, SessionIdError),
-     (errno.EACCES, 50, s.BackendUnavailableError)],
+    [
+        (errno.ENOMEM, 8, SessionIdError),
+        (errno.EMFILE, 4, SessionIdError),
+        (errno.EACCES, 50, s.BackendUnavailableError),
+    ],
     ids=["ENOMEM", "EMFILE", "EACCES"],
 )
 def test_an_os_error_while_loading_the_backend_is_said_in_kind(
@@ -317,6 +320,7 @@ def test_an_os_error_while_loading_the_backend_is_said_in_kind(
     the backend; an ENOMEM (or EMFILE) from the import system's read of it
     cannot be provoked here without starving the test process itself, so
     make_builtin is replaced by one that fails as that read would."""
+
     def fails_to_load(name: str) -> object:
         raise OSError(code, os.strerror(code), f"{name}.py")
 
@@ -358,7 +362,9 @@ def test_kernel32_false_without_a_last_error_is_a_failure(monkeypatch: pytest.Mo
     monkeypatch.setattr(_kernel32, "_process_id_to_session_id", false_without_last_error)
     out = ffi.new("DWORD *", 0xDEADBEEF)
     assert (s.ProcessIdToSessionId(os.getpid(), out), s.GetLastError(), out[0]) == (
-        0, 31, 0xDEADBEEF
+        0,
+        31,
+        0xDEADBEEF,
     )
     # The Pythonic call through a fresh backend (no own session kept yet) fails too.
     with pytest.raises(SessionIdError) as caught:

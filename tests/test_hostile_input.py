@@ -124,8 +124,23 @@ INTS = st.one_of(
     st.sampled_from([os.getpid(), 1, 300, 70000, 2**31, 4294967295, 4294967292]),  # answer
     st.integers(0, 70000),
     st.integers(0, DWORD_MAX),
-    st.sampled_from([0, 1, 4, DWORD_MAX, DWORD_MAX + 1, -1, 2**31, 2**63, -(2**63), 2**64,
-                     10**100, -(10**100), 2**4000]),
+    st.sampled_from(
+        [
+            0,
+            1,
+            4,
+            DWORD_MAX,
+            DWORD_MAX + 1,
+            -1,
+            2**31,
+            2**63,
+            -(2**63),
+            2**64,
+            10**100,
+            -(10**100),
+            2**4000,
+        ]
+    ),
     st.integers(),
 )
 NON_INTS = st.one_of(
@@ -138,15 +153,46 @@ NON_INTS = st.one_of(
     st.integers(0, 100).map(str),
     st.integers(0, 100).map(Decimal),
     st.integers(0, 100).map(lambda n: Fraction(n, 1)),
-    st.sampled_from([object(), object, int, [], [1], (1,), {}, {1: 2}, {1}, frozenset(),
-                     bytearray(b"\x01"), memoryview(b"\x01\x00\x00\x00"), ..., NotImplemented,
-                     len, BadRepr(), 1.0, float("nan"), 1j]),
+    st.sampled_from(
+        [
+            object(),
+            object,
+            int,
+            [],
+            [1],
+            (1,),
+            {},
+            {1: 2},
+            {1},
+            frozenset(),
+            bytearray(b"\x01"),
+            memoryview(b"\x01\x00\x00\x00"),
+            ...,
+            NotImplemented,
+            len,
+            BadRepr(),
+            1.0,
+            float("nan"),
+            1j,
+        ]
+    ),
 )
 INDEX_OBJECTS = st.one_of(
-    st.builds(IndexRaises, st.sampled_from([
-        RuntimeError("boom"), ValueError("bad"), OverflowError("big"), ZeroDivisionError(),
-        KeyError("k"), TypeError("t"), RecursionError(), AttributeError("a"),
-    ])),
+    st.builds(
+        IndexRaises,
+        st.sampled_from(
+            [
+                RuntimeError("boom"),
+                ValueError("bad"),
+                OverflowError("big"),
+                ZeroDivisionError(),
+                KeyError("k"),
+                TypeError("t"),
+                RecursionError(),
+                AttributeError("a"),
+            ]
+        ),
+    ),
     st.builds(IndexReturns, st.one_of(INTS, st.sampled_from(["1", 1.0, None, True, b"1"]))),
     INTS.map(IntSubclass),
 )
@@ -266,8 +312,12 @@ def test_calls_without_arguments_answer_and_refuse_arguments(where: str) -> None
         assert own == s.process_id_to_session_id(os.getpid())
         if where == "model":
             assert own == 1
-        for call in (s.current_session_id, s.GetLastError, s.WTSGetActiveConsoleSessionId,
-                     getattr(s, "sessions", s.current_session_id)):
+        for call in (
+            s.current_session_id,
+            s.GetLastError,
+            s.WTSGetActiveConsoleSessionId,
+            getattr(s, "sessions", s.current_session_id),
+        ):
             for args in ((1,), (None,), (1, 2)):
                 with pytest.raises(TypeError):
                     call(*args)
@@ -317,8 +367,15 @@ def test_session_ids_takes_any_list(where: str, items: list[object]) -> None:
 
 @given(
     items=st.lists(st.integers(0, 70000), max_size=20),
-    error=st.sampled_from([Boom("midway"), ValueError("caller's"), KeyError("k"),
-                           RuntimeError("r"), TypeError("caller's type error")]),
+    error=st.sampled_from(
+        [
+            Boom("midway"),
+            ValueError("caller's"),
+            KeyError("k"),
+            RuntimeError("r"),
+            TypeError("caller's type error"),
+        ]
+    ),
 )
 def test_a_generator_that_raises_midway_raises_its_own_error(
     where: str, items: list[object], error: Exception
@@ -349,8 +406,11 @@ def test_huge_iterables_are_bounded_in_time(where: str) -> None:
     with no_fd_leak():
         got = s.session_ids(pid for pid in range(0, count * 7, 7))
     if where == "model":
-        assert got == {p: MODEL_TABLE[p] for p in MODEL_TABLE
-                       if p % 7 == 0 and p < count * 7 and p not in DENIED}
+        assert got == {
+            p: MODEL_TABLE[p]
+            for p in MODEL_TABLE
+            if p % 7 == 0 and p < count * 7 and p not in DENIED
+        }
     assert all(pid % 7 == 0 for pid in got)
     with pytest.raises(ValueError, match="DWORD"):
         s.session_ids(range(DWORD_MAX - 5, DWORD_MAX + 5))
@@ -408,8 +468,14 @@ WRONG_TYPE = [
     lambda: ffi.cast("DWORD", 5),
     lambda: ffi.cast("void *", 0x10000),  # a plausible address, but no type to write
     lambda: ffi.new("DWORD *")[0],  # an int, not a pointer
-    lambda: None, lambda: 0, lambda: 5, lambda: [0], lambda: bytearray(4),
-    lambda: memoryview(bytearray(4)), lambda: "ptr", lambda: object(),
+    lambda: None,
+    lambda: 0,
+    lambda: 5,
+    lambda: [0],
+    lambda: bytearray(4),
+    lambda: memoryview(bytearray(4)),
+    lambda: "ptr",
+    lambda: object(),
 ]
 OUT_KINDS = st.one_of(
     st.sampled_from(DWORD_POINTERS).map(lambda f: ("dword", f)),
@@ -459,8 +525,18 @@ def test_raw_process_id_to_session_id_takes_anything(
         assert all(out[i] == SENTINEL for i in range(1, len(out)))  # type: ignore[arg-type,index]
 
 
-NULL_LIKE_IDS = ["NULL", "DWORD*0", "DWORD*4", "void*0xFFFF", "char*8", "int*0", "DWORD*-1",
-                 "DWORD*2**63", "DWORD[0]", "DWORD[]0"]
+NULL_LIKE_IDS = [
+    "NULL",
+    "DWORD*0",
+    "DWORD*4",
+    "void*0xFFFF",
+    "char*8",
+    "int*0",
+    "DWORD*-1",
+    "DWORD*2**63",
+    "DWORD[0]",
+    "DWORD[]0",
+]
 
 
 @pytest.mark.parametrize("make", NULL_LIKE, ids=NULL_LIKE_IDS)
@@ -490,10 +566,38 @@ def test_raw_console_session_and_last_error_are_dwords(where: str) -> None:
 ARGS = st.one_of(
     st.integers(0, DWORD_MAX).map(str),
     st.integers(-(2**40), 2**70).map(str),
-    st.sampled_from(["-1", "--", "-", "--backend", "--backend=", "--backend=model",
-                     "--backend=kernel32", "--backend=nope", "--backend=procfs", "-h", "--help",
-                     "--version", "--bogus", "0x10", "1e3", "\uff11\uff12", "٣", " 5", "5 ", "+5",
-                     "9" * 5000, "\udcff", "a\nb", "--x\ny", "\t", "", "%s%n", "00012"]),
+    st.sampled_from(
+        [
+            "-1",
+            "--",
+            "-",
+            "--backend",
+            "--backend=",
+            "--backend=model",
+            "--backend=kernel32",
+            "--backend=nope",
+            "--backend=procfs",
+            "-h",
+            "--help",
+            "--version",
+            "--bogus",
+            "0x10",
+            "1e3",
+            "\uff11\uff12",
+            "٣",
+            " 5",
+            "5 ",
+            "+5",
+            "9" * 5000,
+            "\udcff",
+            "a\nb",
+            "--x\ny",
+            "\t",
+            "",
+            "%s%n",
+            "00012",
+        ]
+    ),
     st.text(st.characters(blacklist_characters="\x00"), max_size=12),
 )
 ARGVS = st.lists(ARGS, max_size=5)
@@ -537,9 +641,21 @@ def test_cli_arguments_in_process(argv: list[str]) -> None:
 
 
 CLI_SUBPROCESS_ARGVS = [
-    [], ["1"], [str(os.getpid())], ["0", "4294967295"], ["4294967296"], ["-1"], ["abc"],
-    ["9" * 5000], ["--backend", "nope"], ["--backend", "model", "1"], ["--bogus"],
-    ["--backend"], ["\udcff"], ["a\nb"], ["\uff11\uff12"],
+    [],
+    ["1"],
+    [str(os.getpid())],
+    ["0", "4294967295"],
+    ["4294967296"],
+    ["-1"],
+    ["abc"],
+    ["9" * 5000],
+    ["--backend", "nope"],
+    ["--backend", "model", "1"],
+    ["--bogus"],
+    ["--backend"],
+    ["\udcff"],
+    ["a\nb"],
+    ["\uff11\uff12"],
 ]
 
 
@@ -554,8 +670,12 @@ def test_cli_as_a_process(argv: list[str]) -> None:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:backslashreplace"}
     env.pop("SESSIONID_CFFI_BACKEND", None)
     done = subprocess.run([*command, *args], capture_output=True, timeout=60, env=env)
-    check_cli(argv, done.returncode, done.stdout.decode("utf-8", "replace"),
-              done.stderr.decode("utf-8", "replace"))
+    check_cli(
+        argv,
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+    )
 
 
 @settings(max_examples=8 if WINDOWS else 15)
@@ -567,10 +687,15 @@ def test_cli_as_a_process_generated(argv: list[str]) -> None:
     args = [os.fsencode(a) if not WINDOWS else a for a in argv]
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:backslashreplace"}
     env.pop("SESSIONID_CFFI_BACKEND", None)
-    done = subprocess.run([sys.executable, "-m", "sessionid_cffi", *args],
-                          capture_output=True, timeout=60, env=env)
-    check_cli(argv, done.returncode, done.stdout.decode("utf-8", "replace"),
-              done.stderr.decode("utf-8", "replace"))
+    done = subprocess.run(
+        [sys.executable, "-m", "sessionid_cffi", *args], capture_output=True, timeout=60, env=env
+    )
+    check_cli(
+        argv,
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+    )
 
 
 # Found by the fuzz: argparse echoed unknown arguments raw (fixed in _cli.py).

@@ -59,8 +59,17 @@ def venv_with(path: Path, *requirements: str) -> Path:
     run(sys.executable, "-m", "venv", "--without-pip", path, timeout=120)
     python = path / "bin" / "python"
     if requirements:
-        run(sys.executable, "-m", "pip", "--disable-pip-version-check", "--python", python,
-            "install", "-q", *requirements)
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "--python",
+            python,
+            "install",
+            "-q",
+            *requirements,
+        )
     return python
 
 
@@ -82,11 +91,16 @@ def builder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def build(builder: Path, source: Path, kind: str, out: Path) -> Path:
     """Build a ``kind`` ("wheel" or "sdist") of ``source`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    name = run(
-        builder, "-c",
-        f"from setuptools import build_meta; print(build_meta.build_{kind}({str(out)!r}))",
-        cwd=source,
-    ).strip().splitlines()[-1]
+    name = (
+        run(
+            builder,
+            "-c",
+            f"from setuptools import build_meta; print(build_meta.build_{kind}({str(out)!r}))",
+            cwd=source,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     return out / name
 
 
@@ -118,7 +132,8 @@ def test_a_checkout_without_symlinks_builds_the_same_wheel(builder: Path, tmp_pa
     assert "sessionid_cffi/py.typed" in names
     # No bare top-level emulation package, no build tool, no tests.
     assert {name.split("/")[0] for name in names} == {
-        "sessionid_cffi", next(n.split("/")[0] for n in names if ".dist-info/" in n)
+        "sessionid_cffi",
+        next(n.split("/")[0] for n in names if ".dist-info/" in n),
     }
     assert not [name for name in names if "ffi_build" in name]
 
@@ -135,9 +150,18 @@ def test_the_unpacked_sdist_passes_its_own_tests(builder: Path, tmp_path: Path) 
             archive.extractall(tmp_path / "unpacked")  # our own sdist
     (unpacked,) = (tmp_path / "unpacked").iterdir()
     for needed in (
-        "tests/conftest.py", "tests/_forest.py", "tests/_handles.py", "tests/wine/lane.py",
-        "docs/conf.py", "docs/changelog.md", "docs/design.md", "tox.ini",
-        "tools/ffi_build.py", "benchmarks/run.py", "README.md", "LICENSE",
+        "tests/conftest.py",
+        "tests/_forest.py",
+        "tests/_handles.py",
+        "tests/wine/lane.py",
+        "docs/conf.py",
+        "docs/changelog.md",
+        "docs/design.md",
+        "tox.ini",
+        "tools/ffi_build.py",
+        "benchmarks/run.py",
+        "README.md",
+        "LICENSE",
     ):
         assert (unpacked / needed).is_file(), f"the sdist lacks {needed}"
     # Distributors build the wheel from the unpacked sdist, then test it.
@@ -146,16 +170,29 @@ def test_the_unpacked_sdist_passes_its_own_tests(builder: Path, tmp_path: Path) 
     borrow_runner_tools(python)
     # -I: the unpacked tree's own sessionid_cffi/ folder is not importable
     # (it lacks emulation/), so the suite must run against the installed wheel.
-    output = run(python, "-I", "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
-                 "-x", cwd=unpacked, timeout=1800)
+    output = run(
+        python,
+        "-I",
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "not slow",
+        "-p",
+        "no:cacheprovider",
+        "-x",
+        cwd=unpacked,
+        timeout=1800,
+    )
     assert " passed" in output
     assert " failed" not in output
-    where = run(python, "-I", "-c", "import sessionid_cffi; print(sessionid_cffi.__file__)",
-                cwd=unpacked)
+    where = run(
+        python, "-I", "-c", "import sessionid_cffi; print(sessionid_cffi.__file__)", cwd=unpacked
+    )
     assert where.startswith(str(tmp_path / "venv"))
 
 
-CLIENT = '''
+CLIENT = """
     import os
 
     import sessionid_cffi
@@ -171,7 +208,7 @@ CLIENT = '''
 
     def bad() -> int:
         return sessionid_cffi.process_id_to_session_id("4242")
-'''
+"""
 
 
 @pytest.mark.slow
@@ -187,8 +224,16 @@ def test_mypy_rejects_a_str_pid_in_a_client_of_the_installed_wheel(
     client.parent.mkdir()
     client.write_text(textwrap.dedent(CLIENT).lstrip(), encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-         "--python-executable", str(python), client.name],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--python-executable",
+            str(python),
+            client.name,
+        ],
         cwd=client.parent,
         capture_output=True,
         text=True,
@@ -197,9 +242,13 @@ def test_mypy_rejects_a_str_pid_in_a_client_of_the_installed_wheel(
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     # Exactly one error, on bad()'s line: the str PID.
     assert len(errors) == 1, result.stdout + result.stderr
-    line = textwrap.dedent(CLIENT).lstrip().splitlines().index(
-        '    return sessionid_cffi.process_id_to_session_id("4242")'
-    ) + 1
+    line = (
+        textwrap.dedent(CLIENT)
+        .lstrip()
+        .splitlines()
+        .index('    return sessionid_cffi.process_id_to_session_id("4242")')
+        + 1
+    )
     assert errors[0].startswith(f"client.py:{line}: error: Argument 1 to ")
     assert '"str"; expected "SupportsIndex"' in errors[0]
 
@@ -216,7 +265,12 @@ def test_committed_benchmark_results_hold_no_local_paths() -> None:
         machine = document.get("machine")
         if machine is not None:
             assert set(machine) <= {
-                "kernel", "python", "cpus", "processes_in_proc", "extra_sleepers", "rounds"
+                "kernel",
+                "python",
+                "cpus",
+                "processes_in_proc",
+                "extra_sleepers",
+                "rounds",
             }, f"{path.name}: {sorted(machine)}"
 
 

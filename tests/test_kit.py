@@ -360,7 +360,10 @@ def test_fixture_in_a_fresh_project(tmp_path: Path) -> None:
     (tmp_path / "test_plugin.py").write_text(textwrap.dedent(PLUGIN_PROJECT))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-p", "no:randomly"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     outcomes = {
         line.split("::")[1].split()[0]: line.split()[1]
@@ -490,8 +493,10 @@ def test_check_contract_passes_on_every_generated_model(model: ModelBackend) -> 
 
 
 @settings(max_examples=40)
-@given(model=model_backends(max_size=2, include_caller=False) | model_backends(
-    windows=True, max_size=2, include_caller=False))
+@given(
+    model=model_backends(max_size=2, include_caller=False)
+    | model_backends(windows=True, max_size=2, include_caller=False)
+)
 def test_small_models_without_the_caller_keep_the_contract(model: ModelBackend) -> None:
     """Tiny tables, where an empty one or an unusable stand-in is likely."""
     assert model.processes()

@@ -126,7 +126,9 @@ def in_namespace(*command: str) -> subprocess.CompletedProcess[str]:
         pytest.skip("needs unshare(1) from util-linux")
     done = subprocess.run(
         ["unshare", "-m", "--propagation", "private", *command],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if done.returncode and "unshare failed" in done.stderr:
         pytest.skip(f"no private mount namespace here: {done.stderr.strip()}")
@@ -136,8 +138,12 @@ def in_namespace(*command: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("option", "mode"),
-    [("hidepid=1", "denies"), ("hidepid=noaccess", "denies"),
-     ("hidepid=2", "hides"), ("hidepid=invisible", "hides")],
+    [
+        ("hidepid=1", "denies"),
+        ("hidepid=noaccess", "denies"),
+        ("hidepid=2", "hides"),
+        ("hidepid=invisible", "hides"),
+    ],
 )
 def test_a_locked_down_procfs_reveals_nothing_more_than_it_allows(option: str, mode: str) -> None:
     done = in_namespace(sys.executable, "-c", SCENE, option)
@@ -151,8 +157,9 @@ def test_a_locked_down_procfs_reveals_nothing_more_than_it_allows(option: str, m
     for key in others:
         assert direct[key] in expected_errno, (key, direct)
     # ... is all the library reveals: 5 where procfs denies, 87 where it hides.
-    name, winerror = {"denies": ("AccessDeniedError", 5),
-                      "hides": ("ProcessNotFoundError", 87)}[mode]
+    name, winerror = {"denies": ("AccessDeniedError", 5), "hides": ("ProcessNotFoundError", 87)}[
+        mode
+    ]
     for key in ("root", "init"):
         assert answers[key][:2] == [name, winerror], (key, answers)
         assert result["raw"][key] == [0, winerror, 0xDEADBEEF], (key, result["raw"])
@@ -161,8 +168,9 @@ def test_a_locked_down_procfs_reveals_nothing_more_than_it_allows(option: str, m
     assert answers["root_thread"][:2] == ["ProcessNotFoundError", 87], answers
     assert result["raw"]["root_thread"] == [0, 87, 0xDEADBEEF], result["raw"]
     # nobody's own process answers, as procfs lets it read its own file.
-    assert answers["self"] == direct["self"] or (direct["self"] == 2**32 - 1
-                                                  and answers["self"] == 0)
+    assert answers["self"] == direct["self"] or (
+        direct["self"] == 2**32 - 1 and answers["self"] == 0
+    )
     # The bulk calls list none of root's processes.
     bulk = {int(k) for k in result["bulk"]}
     assert targets["root"] not in bulk
@@ -176,8 +184,9 @@ def test_a_locked_down_procfs_reveals_nothing_more_than_it_allows(option: str, m
 
 
 def test_no_procfs_at_all_is_a_clear_error_at_call_time() -> None:
-    done = in_namespace("sh", "-c", 'umount -l /proc && exec "$0" -c "$1"',
-                        sys.executable, NO_PROCFS)
+    done = in_namespace(
+        "sh", "-c", 'umount -l /proc && exec "$0" -c "$1"', sys.executable, NO_PROCFS
+    )
     result = json.loads(done.stdout)
     assert result["mounted"] is False
     for key in ("current", "pid1", "bulk"):
@@ -245,14 +254,21 @@ def private_install(tmp_path_factory: pytest.TempPathFactory) -> str:
     package = site / "sessionid_cffi"
     shutil.copytree(os.path.dirname(sessionid_cffi.__file__), package, ignore=ignore)
     if not (package / "emulation").exists():  # an editable install keeps it apart
-        shutil.copytree(os.path.dirname(sessionid_cffi.emulation.__file__),
-                        package / "emulation", ignore=ignore)
+        shutil.copytree(
+            os.path.dirname(sessionid_cffi.emulation.__file__), package / "emulation", ignore=ignore
+        )
     return str(venv / "bin" / "python")
 
 
 def drop_after_import(python: str, mode: str, jail: str = "") -> dict[str, object]:
-    done = subprocess.run([python, "-I", "-c", DROP, mode, jail], capture_output=True,
-                          text=True, timeout=60, cwd="/", check=False)
+    done = subprocess.run(
+        [python, "-I", "-c", DROP, mode, jail],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout)
     assert result["install_readable"] is False  # the scene is real: nobody cannot read it

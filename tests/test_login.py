@@ -140,11 +140,15 @@ def test_a_login_is_one_session_inside_outside_and_after_logout(sshd: Sshd) -> N
         assert alive(child)
         assert s.process_id_to_session_id(child) == session
         assert outside(str(child)) == {
-            "processes": [{"pid": child, "session_id": session}], "errors": []
+            "processes": [{"pid": child, "session_id": session}],
+            "errors": [],
         }
         [row] = [r for r in outside("sessions")["sessions"] if r["session_id"] == session]  # type: ignore[index]
         assert (row["uid"], row["user"], row["leader"], row["process_count"]) == (
-            0, "root", child, 1
+            0,
+            "root",
+            child,
+            1,
         )
     finally:
         watchdog.cancel()
@@ -194,21 +198,34 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
         # btime has whole seconds and sshd authenticates first: a few seconds' slack.
         assert before - 2 <= started <= after + 1, (before, since, after)
         assert row == {
-            "session_id": session, "uid": 0, "user": "root", "leader": leader,
-            "tty": tty.removeprefix("/dev/"), "since": since,
-            "process_count": row["process_count"], "is_console": False,
+            "session_id": session,
+            "uid": 0,
+            "user": "root",
+            "leader": leader,
+            "tty": tty.removeprefix("/dev/"),
+            "since": since,
+            "process_count": row["process_count"],
+            "is_console": False,
         }
         # The shell (now sleep) and sshd's processes of this login, at least.
         assert row["process_count"] >= 2
         plain = subprocess.run(
-            [*COMMAND, "sessions"], capture_output=True, text=True, timeout=60, check=True,
+            [*COMMAND, "sessions"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
             cwd=NEUTRAL,
         ).stdout.splitlines()
         [line] = [ln.split() for ln in plain if ln.split()[0] == str(session)]
         assert line[:5] == [str(session), "0", "root", str(leader), tty.removeprefix("/dev/")]
         ps = subprocess.run(
             [*COMMAND, "ps", "-p", str(shell), "-o", "pid,tty,user,login,comm"],
-            capture_output=True, text=True, timeout=60, check=True, cwd=NEUTRAL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            cwd=NEUTRAL,
         ).stdout.splitlines()
         assert ps[1].split() == [str(shell), tty.removeprefix("/dev/"), "root", "root", "sleep"]
     finally:
@@ -218,4 +235,3 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
         for stream in (login.stdin, login.stdout, login.stderr):
             if stream is not None:
                 stream.close()
-

@@ -152,13 +152,20 @@ print(json.dumps(report))
 def run_scene() -> dict[str, object]:
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare(1) from util-linux")
-    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
-                           capture_output=True, text=True, check=False)
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if probe.returncode:
         pytest.skip(f"no private PID namespace here: {probe.stderr.strip()}")
     done = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", SCENE],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout)

@@ -55,7 +55,9 @@ def test_unset_audit_session_is_session_0_and_set_ones_are_kept(loginuid: str) -
     the loginuid needs root, or a loginuid that is still unset."""
     child = subprocess.Popen(
         [sys.executable, "-c", OWN_SESSION_CHILD, loginuid],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None
@@ -216,8 +218,15 @@ def test_audit_values_map_as_documented(tmp_path: Path) -> None:
     backend = ProcfsBackend(str(tmp_path))
     # Asked again in another order: answers never depend on what came before.
     asked = (20, 21, 22, 21, 20, 22, 20)
-    assert [backend.session_id(pid) for pid in asked] == [0, 1, AUDIT_UNSET - 1, 1, 0,
-                                                          AUDIT_UNSET - 1, 0]
+    assert [backend.session_id(pid) for pid in asked] == [
+        0,
+        1,
+        AUDIT_UNSET - 1,
+        1,
+        0,
+        AUDIT_UNSET - 1,
+        0,
+    ]
     with pytest.raises(s.SessionIdError, match="not a session id") as caught:
         backend.session_id(23)
     assert caught.value.winerror == 13
@@ -350,8 +359,14 @@ def test_in_a_pid_namespace_without_its_own_proc_only_the_own_session_answers(
     Truth: each process's own /proc/self/sessionid, in a fresh login (N != 0,
     while the host's PID 1 and 2 are in session 0).
     """
-    done = subprocess.run([sys.executable, "-c", NAMESPACE_SCENE], capture_output=True,
-                          text=True, timeout=60, cwd=tmp_path, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", NAMESPACE_SCENE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     if "skip" in result:

@@ -56,9 +56,27 @@ SESSION_TEXT = st.one_of(
     st.integers(UNSET + 1, 10**30).map(lambda n: f"{n}\n".encode()),  # beyond a DWORD
     st.integers(-(10**12), -1).map(lambda n: f"{n}\n".encode()),  # negative
     st.integers(0, 10**6).map(lambda n: f"{n:08d}\n".encode()),  # leading zeros
-    st.sampled_from([b"", b"\n", b" 7\n", b"7 \n", b"7\n\n", b"+7\n", b"0x10\n", b"1e3\n",
-                     b"\xd9\xa3\n", "\uff13\n".encode(), "٣".encode(), b"7\x00", b"\xff\xfe",
-                     b"1_000\n", b"nan\n", b"\t5\n", b"5\r\n"]),
+    st.sampled_from(
+        [
+            b"",
+            b"\n",
+            b" 7\n",
+            b"7 \n",
+            b"7\n\n",
+            b"+7\n",
+            b"0x10\n",
+            b"1e3\n",
+            b"\xd9\xa3\n",
+            "\uff13\n".encode(),
+            "٣".encode(),
+            b"7\x00",
+            b"\xff\xfe",
+            b"1_000\n",
+            b"nan\n",
+            b"\t5\n",
+            b"5\r\n",
+        ]
+    ),
     st.binary(max_size=80),
     st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass")),
     st.integers(65, 300).map(lambda n: b"1" * n),  # huge: more digits than any DWORD
@@ -66,14 +84,31 @@ SESSION_TEXT = st.one_of(
 )
 
 CGROUP_COMPONENT = st.one_of(
-    st.sampled_from([
-        "user.slice", "user-1000.slice", "system.slice", "init.scope", "app.slice",
-        "user@1000.service", "ssh.service", "docker-3.scope", "xsession-4.scope",
-        "session-.scope", "session-c.scope", "session-x.scope", "session-3.scopes",
-        "session-3", "session-3.service", "session--3.scope", "session-c-3.scope",
-        "session-٣.scope", "session-99999999999.scope",
-        "session-4294967295.scope", "session-4294967294.scope",
-    ]),
+    st.sampled_from(
+        [
+            "user.slice",
+            "user-1000.slice",
+            "system.slice",
+            "init.scope",
+            "app.slice",
+            "user@1000.service",
+            "ssh.service",
+            "docker-3.scope",
+            "xsession-4.scope",
+            "session-.scope",
+            "session-c.scope",
+            "session-x.scope",
+            "session-3.scopes",
+            "session-3",
+            "session-3.service",
+            "session--3.scope",
+            "session-c-3.scope",
+            "session-٣.scope",
+            "session-99999999999.scope",
+            "session-4294967295.scope",
+            "session-4294967294.scope",
+        ]
+    ),
     st.integers(0, 2**32).map(lambda n: f"session-{n}.scope"),
     st.integers(0, 10**6).map(lambda n: f"session-c{n}.scope"),
     st.text(st.characters(blacklist_characters="/\n\x00"), min_size=1, max_size=12),
@@ -96,10 +131,18 @@ CGROUP_TEXT = st.one_of(
 
 
 def status_text(tgid: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
-    real = tgid.map(lambda t: b"Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t"
-                    + t + b"\nNgid:\t0\nPid:\t1\nPPid:\t0\n")
+    real = tgid.map(
+        lambda t: (
+            b"Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t"
+            + t
+            + b"\nNgid:\t0\nPid:\t1\nPPid:\t0\n"
+        )
+    )
     return st.one_of(
-        real, real, real, real,
+        real,
+        real,
+        real,
+        real,
         st.binary(max_size=120),
         st.just(b""),
         st.just(b"Name:\tx\nState:\tR\n"),  # no Tgid line
@@ -111,9 +154,18 @@ def status_text(tgid: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
 def entry(content: st.SearchStrategy[bytes]) -> st.SearchStrategy[tuple[object, ...]]:
     return st.one_of(
         *[content.map(lambda c: ("file", c))] * 4,  # four times as likely as the odd kinds
-        st.sampled_from([("missing",), ("dir",), ("fifo",), ("loop",), ("dangling",),
-                         ("symlink", "../other/sessionid"), ("symlink", "/dev/zero"),
-                         ("symlink", "/dev/null")]),
+        st.sampled_from(
+            [
+                ("missing",),
+                ("dir",),
+                ("fifo",),
+                ("loop",),
+                ("dangling",),
+                ("symlink", "../other/sessionid"),
+                ("symlink", "/dev/zero"),
+                ("symlink", "/dev/null"),
+            ]
+        ),
     )
 
 
@@ -138,7 +190,8 @@ def trees(draw: st.DrawFn) -> Tree:
     other = draw(st.integers(1, PID_MAX_LIMIT).filter(lambda n: n != pid))
     own_tgid = str(pid).encode()
     tgid = st.one_of(
-        *[st.just(own_tgid)] * 6, st.just(str(other).encode()),
+        *[st.just(own_tgid)] * 6,
+        st.just(str(other).encode()),
         st.integers(1, PID_MAX_LIMIT).map(lambda n: str(n).encode()),
         st.sampled_from([b"", b"-1", b"abc", b"\xff", own_tgid + b"x", b"0x10", "٣".encode()]),
     )
@@ -146,8 +199,9 @@ def trees(draw: st.DrawFn) -> Tree:
         pid=pid,
         other=other,
         audit=draw(st.booleans()),
-        pid_entry=draw(st.sampled_from(["dir"] * 12 + ["missing", "file", "symlink-other",
-                                                        "loop"])),
+        pid_entry=draw(
+            st.sampled_from(["dir"] * 12 + ["missing", "file", "symlink-other", "loop"])
+        ),
         sessionid=draw(entry(SESSION_TEXT)),
         status=draw(entry(status_text(tgid))),
         cgroup=draw(entry(CGROUP_TEXT)),

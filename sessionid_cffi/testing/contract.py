@@ -96,8 +96,7 @@ def _expect_session(
         raise ContractViolation(f"{rule}: {what} (PID {pid}) must answer, but got: {answer}")
     if truth is not None and answer != truth:
         raise ContractViolation(
-            f"{rule}: {what} (PID {pid}) is in session {truth}, but the backend "
-            f"answered {answer}"
+            f"{rule}: {what} (PID {pid}) is in session {truth}, but the backend answered {answer}"
         )
     return answer
 
@@ -288,8 +287,13 @@ def c8_bad_input(backend: Backend, world: World) -> None:
     """C8 (library level): bad PIDs raise ValueError/TypeError, and a NULL
     out-pointer gives FALSE + 87, before any backend is asked."""
     cases: list[tuple[object, type[Exception]]] = [
-        (-1, ValueError), (DWORD_MAX + 1, ValueError), (2**64, ValueError),
-        ("1", TypeError), (1.0, TypeError), (True, TypeError), (None, TypeError),
+        (-1, ValueError),
+        (DWORD_MAX + 1, ValueError),
+        (2**64, ValueError),
+        ("1", TypeError),
+        (1.0, TypeError),
+        (True, TypeError),
+        (None, TypeError),
     ]
     for value, expected in cases:
         try:
@@ -370,7 +374,10 @@ def c10_aliasing(backend: Backend, world: World) -> None:
                 raise RuleSkipped(f"PIDs after child {child.pid} are all taken")
             for offset in free:
                 _expect_error(
-                    backend, child.pid + offset, ERROR_INVALID_PARAMETER, "C10",
+                    backend,
+                    child.pid + offset,
+                    ERROR_INVALID_PARAMETER,
+                    "C10",
                     f"PID+{offset} of a running child, naming no process (no aliasing here)",
                 )
 
