@@ -146,34 +146,10 @@ def ProcessIdToSessionId(dwProcessId: SupportsIndex, pSessionId: CData) -> int: 
 
     Returns 1 (TRUE) and stores the session in ``pSessionId[0]``, or 0
     (FALSE) with the reason in ``GetLastError()``, leaving ``pSessionId``
-    untouched. ``dwProcessId`` is checked like ``process_id_to_session_id``
-    does (TypeError, ValueError).
+    untouched (also when no backend can be loaded here). ``dwProcessId`` is
+    checked like ``process_id_to_session_id`` does (TypeError, ValueError).
     """
-    if type(dwProcessId) is int and 0 <= dwProcessId <= _DWORD_MAX:
-        pid = dwProcessId
-    else:
-        pid = checked_pid(dwProcessId)
-    out = pSessionId
-    if type(out) is not _OWNED or ffi.typeof(out) is not _DWORD_P:
-        # Anything but a fresh ffi.new("DWORD *") gets the full check.
-        if not _dword_slot(out):
-            return _fail(ERROR_INVALID_PARAMETER)
-        # As DWORD *: cffi refuses a 'uint32_t *' for an 'unsigned int *'
-        # parameter, though both are checked to be 32-bit unsigned above.
-        out = ffi.cast(_DWORD_P, out)
-    backend = get_backend()
-    # The optional member of NativeBackend (read here only).
-    native = getattr(backend, "native_process_id_to_session_id", None)
-    if native is not None:
-        # The kernel32 backend: the real call, and the real last error.
-        error = native(pid, out)
-        return _fail(error) if error else 1
-    try:
-        session = backend.session_id(pid)
-    except SessionIdError as err:
-        return _fail(err.winerror)
-    out[0] = session
-    return 1
+    return _process_id_to_session_id_on(None, dwProcessId, pSessionId)
 
 
 def WTSGetActiveConsoleSessionId() -> int:  # noqa: N802 - the Win32 name
@@ -183,24 +159,32 @@ def WTSGetActiveConsoleSessionId() -> int:  # noqa: N802 - the Win32 name
     return 0xFFFFFFFF if session is None else session
 
 
-def _process_id_to_session_id_on(backend: object, dwProcessId: object, pSessionId: CData) -> int:  # noqa: N803
-    """``ProcessIdToSessionId`` answered by ``backend`` itself, whatever
-    backend the process has installed: for ``check_contract``, which must
-    never swap the process-wide backend (another thread would see the swap).
-    The same checks and results as ``ProcessIdToSessionId``; kept apart from
-    it so that the public call keeps its one lookup of the active backend.
+def _process_id_to_session_id_on(backend: object, pid_value: object, pointer: CData) -> int:
+    """``ProcessIdToSessionId`` answered by ``backend``, or by the active
+    backend when it is None. ``check_contract`` passes the backend it checks,
+    so that it never swaps the process-wide one (another thread would see it).
     """
-    pid = checked_pid(dwProcessId)
-    out = pSessionId
+    if type(pid_value) is int and 0 <= pid_value <= _DWORD_MAX:
+        pid = pid_value
+    else:
+        pid = checked_pid(pid_value)  # type: ignore[arg-type]
+    out = pointer
     if type(out) is not _OWNED or ffi.typeof(out) is not _DWORD_P:
+        # Anything but a fresh ffi.new("DWORD *") gets the full check.
         if not _dword_slot(out):
             return _fail(ERROR_INVALID_PARAMETER)
+        # As DWORD *: cffi refuses a 'uint32_t *' for an 'unsigned int *'
+        # parameter, though both are checked to be 32-bit unsigned above.
         out = ffi.cast(_DWORD_P, out)
-    native = getattr(backend, "native_process_id_to_session_id", None)
-    if native is not None:
-        error = native(pid, out)
-        return _fail(error) if error else 1
     try:
+        if backend is None:
+            backend = get_backend()
+        # The optional member of NativeBackend (read here only).
+        native = getattr(backend, "native_process_id_to_session_id", None)
+        if native is not None:
+            # The kernel32 backend: the real call, and the real last error.
+            error = native(pid, out)
+            return _fail(error) if error else 1
         session = backend.session_id(pid)  # type: ignore[attr-defined]
     except SessionIdError as err:
         return _fail(err.winerror)

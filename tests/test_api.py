@@ -215,6 +215,18 @@ def test_env_var_accepts_nothing_but_builtin_names() -> None:
     assert "kernel32, procfs, model" in done.stdout
 
 
+def test_raw_call_without_a_backend_is_false_with_the_code() -> None:
+    """The raw API never raises for a backend that cannot load: FALSE, the
+    backend error's Win32 code (50) and the out-pointer untouched."""
+    code = (
+        "import os, sessionid_cffi as s\n"
+        "out = s.ffi.new('DWORD *', 0xDEADBEEF)\n"
+        "print(s.ProcessIdToSessionId(os.getpid(), out), s.GetLastError(), hex(out[0]))\n"
+    )
+    done = _run(code, SESSIONID_CFFI_BACKEND="nosuch")
+    assert done.stdout.split() == ["0", str(s.ERROR_NOT_SUPPORTED), "0xdeadbeef"], done.stderr
+
+
 def test_unsupported_platform_fails_at_query_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "sunos5")
     monkeypatch.setattr(s, "_default", None)
