@@ -167,7 +167,7 @@ def _process_id_to_session_id_on(backend: object, pid_value: object, pointer: CD
     if type(pid_value) is int and 0 <= pid_value <= _DWORD_MAX:
         pid = pid_value
     else:
-        pid = checked_pid(pid_value)  # type: ignore[arg-type]
+        pid = checked_pid(pid_value)
     out = pointer
     if type(out) is not _OWNED or ffi.typeof(out) is not _DWORD_P:
         # Anything but a fresh ffi.new("DWORD *") gets the full check.

@@ -38,7 +38,7 @@ class FakeSessions(ModelBackend):
     a context manager (the fixture's form), leaving the block uninstalls it.
     """
 
-    _uninstall: use_backend | None = None
+    _uninstall: use_backend[FakeSessions] | None = None
 
     def session_id(self, pid: int) -> int:
         try:
@@ -65,6 +65,12 @@ class FakeSessions(ModelBackend):
         swap, self._uninstall = self._uninstall, None
         if swap is not None:
             swap.__exit__(exc_type, exc, tb)
+
+
+# Their public home (sessionid_cffi.testing) from the start, not only once the
+# package's lazy loader publishes them: annotations such as fake_sessions'
+# Iterator[FakeSessions] then name the public path in help() and the docs.
+CallerNotInFakeError.__module__ = FakeSessions.__module__ = "sessionid_cffi.testing"
 
 
 def make_fake(
