@@ -219,6 +219,15 @@ def test_status_tgid_decides_process_or_thread(
         assert backend.session_id(42) == answer
 
 
+def test_a_crafted_tree_checks_the_callers_pid_too(tmp_path: Path) -> None:
+    # In a tree that is not this kernel's view (live=False), our own PID is
+    # just a number: its status decides like any other's.
+    own = os.getpid()
+    tree(tmp_path, **{f"p{own}": {"sessionid": "8\n", "status": "Name:\tx\nTgid:\t1\n"}})
+    with pytest.raises(ProcessNotFoundError, match="thread id of process 1"):
+        ProcfsBackend(str(tmp_path), live=False).session_id(own)
+
+
 def test_unreadable_status_or_sessionid_keep_their_errno(tmp_path: Path) -> None:
     tree(tmp_path, p42={"sessionid": "8\n"}, p43={"sessionid": "8\n"}, p44={}, p45={})
     (tmp_path / "42" / "status").unlink()
@@ -267,6 +276,10 @@ def test_bulk_passes_skip_vanished_processes_and_keep_the_others(tmp_path: Path)
          p150={}, p200={})
     backend = ProcfsBackend(str(tmp_path), live=False)
     assert backend.session_ids(None) == live
+    assert {r[0]: r[1] for r in backend.process_records()} == live
+    # Gone between opening its sessionid and its comm: left out of the records.
+    for pid in (98, 160, 210):
+        tree(tmp_path, **{f"p{pid}": {"sessionid": "9\n"}})
     assert {r[0]: r[1] for r in backend.process_records()} == live
 
 
@@ -336,8 +349,9 @@ def test_construction_rules(tmp_path: Path) -> None:
     assert ProcfsBackend(str(tmp_path)).live is False
     assert ProcfsBackend(str(tmp_path), live=True).live is True
     assert repr(ProcfsBackend("/")) == "ProcfsBackend(proc_root='/', live=False)"
-    trailing = ProcfsBackend(f"{tmp_path}//")
-    assert repr(trailing) == f"ProcfsBackend(proc_root='{tmp_path}', live=False)"
+    for root in (tmp_path, tmp_path / "procX"):  # only "/" is stripped from the end
+        trailing = ProcfsBackend(f"{root}//")
+        assert repr(trailing) == f"ProcfsBackend(proc_root='{root}', live=False)"
 
 
 def test_no_procfs_keeps_enoent(tmp_path: Path) -> None:
@@ -349,7 +363,7 @@ def test_no_procfs_keeps_enoent(tmp_path: Path) -> None:
 
 def test_impossible_pids_say_esrch(tmp_path: Path) -> None:
     for pid in (0, 4194305):
-        with pytest.raises(ProcessNotFoundError) as caught:
+        with pytest.raises(ProcessNotFoundError, match="no such process") as caught:
             ProcfsBackend(str(tmp_path)).session_id(pid)
         assert (caught.value.pid, caught.value.errno) == (pid, errno.ESRCH)
 

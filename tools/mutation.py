@@ -237,6 +237,8 @@ def main() -> int:
     parser.add_argument("--report-only", action="store_true", help="judge the stage as it is")
     parser.add_argument("mutants", nargs="*", help="mutmut names to (re)run (with --reuse)")
     args = parser.parse_args()
+    if sys.version_info < (3, 11):
+        parser.error("needs Python 3.11 or newer (PYTHONSAFEPATH keeps test children off the mutants)")
     files = BACKENDS + (KIT if args.kit else [])
     stage = args.stage.resolve()
     started = time.monotonic()
