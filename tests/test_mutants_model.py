@@ -84,8 +84,9 @@ def test_threads_come_and_go() -> None:
 
 
 def test_repr_shows_table_and_zombies() -> None:
-    model = ModelBackend({10: 1, 12: 2}, denied=[12])
+    model = ModelBackend({10: 1, 12: 2}, denied=[10])
     model.exit(12)
     assert repr(model) == "ModelBackend({10: 1, 12: 2}, zombies=[12])"
+    assert model.session_id(12) == 2  # a zombie answers until reaped
     with pytest.raises(AccessDeniedError):
-        model.session_id(12)
+        model.session_id(10)
