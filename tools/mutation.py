@@ -131,7 +131,8 @@ def function_of(mutant: str) -> str:
 def diff_key(mutant: str, path: str) -> Key:
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
-    removed, added = [], []
+    removed: list[str] = []
+    added: list[str] = []
     for line in get_diff_for_mutant(mutant, path=path).splitlines():
         if line.startswith(("---", "+++")):
             continue
@@ -145,7 +146,9 @@ def diff_key(mutant: str, path: str) -> Key:
 def read_equivalents(path: Path) -> dict[Key, str]:
     """Blocks of ``[function]``, ``- before`` lines, ``+ after`` lines, ``why: ...``."""
     equivalents: dict[Key, str] = {}
-    function, removed, added, why = "", [], [], ""
+    function, why = "", ""
+    removed: list[str] = []
+    added: list[str] = []
 
     def close(line_number: int) -> None:
         if not function:
@@ -238,7 +241,8 @@ def main() -> int:
     parser.add_argument("mutants", nargs="*", help="mutmut names to (re)run (with --reuse)")
     args = parser.parse_args()
     if sys.version_info < (3, 11):
-        parser.error("needs Python 3.11 or newer (PYTHONSAFEPATH keeps test children off the mutants)")
+        # PYTHONSAFEPATH (3.11) keeps the tests' Python children off the mutants.
+        parser.error("needs Python 3.11 or newer")
     files = BACKENDS + (KIT if args.kit else [])
     stage = args.stage.resolve()
     started = time.monotonic()
