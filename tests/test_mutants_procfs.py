@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import pwd
-import resource
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,7 +29,10 @@ from conftest import LINUX
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="the procfs backend reads Linux procfs trees")
 
-if LINUX:
+if LINUX:  # pwd and resource are POSIX-only modules
+    import pwd
+    import resource
+
     from sessionid_cffi.emulation.procfs import ProcfsBackend
 
 UNSET = 2**32 - 1
