@@ -1,0 +1,261 @@
+"""Mutation testing of the emulation backends (``tox -e mutation``).
+
+Runs mutmut (3.x) over ``emulation/procfs.py`` and ``emulation/model.py``
+(``--kit`` adds the kit's rules, ``sessionid_cffi/testing/contract.py``)
+with the fast suites, then judges the result against a committed list of
+equivalent mutants and a target score.
+
+Why a staging copy: emulation/ ships as ``sessionid_cffi.emulation`` through
+pyproject's package-dir, so mutmut would name ``emulation/model.py``'s
+functions ``emulation.model.*`` while the tests import
+``sessionid_cffi.emulation.model``: no test would ever reach a mutant. The
+stage is a tree where emulation/ physically sits at
+``sessionid_cffi/emulation/``; mutmut runs there.
+
+The equivalents list (tests/mutants/equivalent.txt) is keyed by what
+survives line shifts and edits elsewhere: the function's name and the
+mutated source lines before and after, never mutmut's mutant numbers::
+
+    [ProcfsBackend.session_id]
+    - if pid == 0 or pid > PID_MAX_LIMIT:
+    + if pid == 0 or pid >= PID_MAX_LIMIT:
+    why: PID_MAX_LIMIT itself is refused later by the missing /proc entry
+
+Score = killed / (total - equivalent); "no tests" and "survived" both count
+as not killed, a timeout as killed (a test noticed the hang). The run exits
+1 below ``--target`` and prints every surviving, non-equivalent mutant in
+the list's format, ready to triage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EQUIVALENTS = REPO / "tests" / "mutants" / "equivalent.txt"
+DEFAULT_STAGE = REPO / ".tox" / "mutation-stage"
+# Module paths inside the stage (emulation/ mapped as in the wheel).
+BACKENDS = ["sessionid_cffi/emulation/procfs.py", "sessionid_cffi/emulation/model.py"]
+KIT = ["sessionid_cffi/testing/contract.py"]
+# The fast suites: seconds, not minutes; no Wine, no sshd, no wheel builds.
+FAST_TESTS = [
+    "tests/test_procfs.py",
+    "tests/test_contract.py",
+    "tests/test_api.py",
+    "tests/test_bulk.py",
+    "tests/test_untrusted_procfs.py",
+    "tests/test_kit.py",
+    "tests/test_mutants_procfs.py",
+    "tests/test_mutants_model.py",
+]
+KILLED = {"killed", "timeout", "segfault"}
+# mutmut's exit-code meanings (mutmut/stats.py), kept here so that a result
+# file is read the same way whatever mutmut version wrote it.
+STATUS_BY_EXIT_CODE = {
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    34: "skipped",
+    36: "timeout",
+    37: "caught by type check",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    -11: "segfault",
+    -9: "segfault",
+}
+
+Key = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+
+def build_stage(stage: Path, reuse: bool) -> None:
+    """Lay out the package as the wheel does; keep mutmut's mutants/ if reusing."""
+    if stage.exists() and not reuse:
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
+    for name in ("sessionid_cffi", "tests"):
+        shutil.rmtree(stage / name, ignore_errors=True)
+        shutil.copytree(REPO / name, stage / name, ignore=ignore)
+    shutil.copytree(REPO / "emulation", stage / "sessionid_cffi" / "emulation", ignore=ignore)
+
+
+def write_config(stage: Path, files: list[str], tests: list[str]) -> None:
+    """The repo's pyproject (pytest settings) plus a [tool.mutmut] for the stage."""
+    def toml_list(items: list[str]) -> str:
+        return "[" + ", ".join(json.dumps(item) for item in items) + "]"
+
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    text += (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["sessionid_cffi"]\n'
+        f"only_mutate = {toml_list(files)}\n"
+        f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
+        # The stage is not a git checkout; mutmut must not ask git what changed.
+        "use_git_change_detection = false\n"
+    )
+    (stage / "pyproject.toml").write_text(text, encoding="utf-8")
+
+
+def run_mutmut(stage: Path, names: list[str]) -> int:
+    # One child: the machine (and CI's runner) is shared.
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
+    # Tests start Python children ("-c" code, cwd = the stage's mutants/):
+    # without PYTHONSAFEPATH they would import the mutated copy from their
+    # cwd, whose trampolines need mutmut and its config (unreadable after a
+    # child drops to nobody). Children use the installed package instead.
+    environment = {**os.environ, "PYTHONSAFEPATH": "1"}
+    return subprocess.run(command, cwd=stage, env=environment, check=False).returncode
+
+
+def function_of(mutant: str) -> str:
+    """``pkg.mod.xǁClassǁmethod__mutmut_3`` -> ``Class.method``; ``x_f`` -> ``f``."""
+    mangled = mutant.partition("__mutmut_")[0].rpartition(".")[2]
+    if "ǁ" in mangled:
+        _, cls, method = mangled.split("ǁ")
+        return f"{cls}.{method}"
+    return mangled.removeprefix("x_")
+
+
+def diff_key(mutant: str, path: str) -> Key:
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    removed: list[str] = []
+    added: list[str] = []
+    for line in get_diff_for_mutant(mutant, path=path).splitlines():
+        if line.startswith(("---", "+++")):
+            continue
+        if line.startswith("-"):
+            removed.append(line[1:].strip())
+        elif line.startswith("+"):
+            added.append(line[1:].strip())
+    return function_of(mutant), tuple(removed), tuple(added)
+
+
+def read_equivalents(path: Path) -> dict[Key, str]:
+    """Blocks of ``[function]``, ``- before`` lines, ``+ after`` lines, ``why: ...``."""
+    equivalents: dict[Key, str] = {}
+    function, why = "", ""
+    removed: list[str] = []
+    added: list[str] = []
+
+    def close(line_number: int) -> None:
+        if not function:
+            return
+        if not why:
+            raise SystemExit(f"{path}:{line_number}: [{function}] has no 'why:' line")
+        equivalents[(function, tuple(removed), tuple(added))] = why
+
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            close(number)
+            function, removed, added, why = line[1:-1], [], [], ""
+        elif line.startswith("- ") or line == "-":
+            removed.append(line[2:].strip())
+        elif line.startswith("+ ") or line == "+":
+            added.append(line[2:].strip())
+        elif line.startswith("why:"):
+            why = line[4:].strip()
+        else:
+            raise SystemExit(f"{path}:{number}: cannot read {raw!r}")
+    close(len(lines))
+    return equivalents
+
+
+def format_key(key: Key) -> str:
+    function, removed, added = key
+    return "\n".join(
+        [f"[{function}]", *(f"- {line}" for line in removed), *(f"+ {line}" for line in added)]
+    )
+
+
+def judge(stage: Path, files: list[str], target: float, seconds: float) -> int:
+    os.chdir(stage)  # mutmut's diff helpers read the stage's config and mutants/
+    equivalents = read_equivalents(EQUIVALENTS)
+    used: set[Key] = set()
+    counts: Counter[str] = Counter()
+    open_survivors: list[tuple[str, Key, str]] = []
+    by_function: Counter[str] = Counter()
+    for path in files:
+        meta = json.loads((stage / "mutants" / (path + ".meta")).read_text(encoding="utf-8"))
+        for mutant, exit_code in sorted(meta["exit_code_by_key"].items()):
+            status = STATUS_BY_EXIT_CODE.get(exit_code, "suspicious")
+            if exit_code is None:
+                status = "not checked"
+            counts["total"] += 1
+            if status in KILLED:
+                counts["killed"] += 1
+                continue
+            key = diff_key(mutant, path)
+            if key in equivalents:
+                counts["equivalent"] += 1
+                used.add(key)
+                continue
+            counts["no tests" if status == "no tests" else "survived"] += 1
+            open_survivors.append((mutant, key, status))
+            by_function[key[0]] += 1
+
+    for mutant, key, status in open_survivors:
+        print(f"\n# {mutant}: {status}\n{format_key(key)}")
+    stale = [key for key in equivalents if key not in used]
+    for key in stale:
+        print(f"\nnote: equivalents entry matches no surviving mutant now:\n{format_key(key)}")
+    judged = counts["total"] - counts["equivalent"]
+    score = counts["killed"] / judged if judged else 1.0
+    print("\nsurvivors by function:", dict(by_function.most_common()) or "none")
+    print(
+        f"\nmutation: total {counts['total']}, killed {counts['killed']}, "
+        f"survived {counts['survived']}, equivalent {counts['equivalent']}, "
+        f"no-test {counts['no tests']}, score {score:.1%} "
+        f"(target {target:.0%}), {seconds / 60:.1f} min"
+    )
+    return 0 if score >= target else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", type=Path, default=DEFAULT_STAGE)
+    parser.add_argument("--kit", action="store_true", help="also mutate testing/contract.py")
+    parser.add_argument("--target", type=float, default=0.90)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the stage's earlier results; rerun only the named or open mutants",
+    )
+    parser.add_argument("--report-only", action="store_true", help="judge the stage as it is")
+    parser.add_argument("mutants", nargs="*", help="mutmut names to (re)run (with --reuse)")
+    args = parser.parse_args()
+    if sys.version_info < (3, 11):
+        # PYTHONSAFEPATH (3.11) keeps the tests' Python children off the mutants.
+        parser.error("needs Python 3.11 or newer")
+    files = BACKENDS + (KIT if args.kit else [])
+    stage = args.stage.resolve()
+    started = time.monotonic()
+    if not args.report_only:
+        build_stage(stage, args.reuse)
+        tests = [test for test in FAST_TESTS if (REPO / test).exists()]
+        write_config(stage, files, tests)
+        code = run_mutmut(stage, args.mutants)
+        if code != 0:
+            print(f"mutmut run failed with exit code {code}", file=sys.stderr)
+            return code
+    return judge(stage, files, args.target, time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
