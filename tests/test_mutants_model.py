@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessionid_cffi import AccessDeniedError, ProcessNotFoundError
+from sessionid_cffi import AccessDeniedError, ProcessNotFoundError, ProcessRecord
 from sessionid_cffi.testing import ModelBackend
 
 
@@ -45,7 +45,7 @@ def test_spawn_refuses_what_cannot_be_a_new_process() -> None:
     assert model.processes() == {10: 1}
     model.spawn(12, 2, "sh")
     assert model.session_id(12) == 2
-    assert (12, 2, None, "sh") in model.process_records()
+    assert ProcessRecord(12, 2, comm="sh") in model.process_records()
 
 
 def test_exit_of_an_unknown_pid_names_it() -> None:

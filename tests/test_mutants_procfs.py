@@ -22,6 +22,7 @@ import pytest
 from sessionid_cffi import (
     BackendUnavailableError,
     ProcessNotFoundError,
+    ProcessRecord,
     SessionIdError,
 )
 
@@ -36,12 +37,27 @@ if LINUX:  # pwd and resource are POSIX-only modules
     from sessionid_cffi.emulation.procfs import ProcfsBackend
 
 UNSET = 2**32 - 1
+# The boot time every crafted tree's /stat gives (btime), and each crafted
+# process's parent and start (clock ticks after boot): the truth that records
+# are judged against.
+BTIME = 1_700_000_000
+PPID = 1
+
+
+def ticks_of(pid: int) -> int:
+    return pid * 7
 
 
 def tree(root: Path, audit: bool = True, **processes: dict[str, bytes | str]) -> None:
     """A procfs-like tree: ``p42={"sessionid": "5\\n"}`` makes /42 with a
-    status whose Tgid is 42 (unless given) and the named files."""
+    status whose Tgid is 42 (unless given) and the named files. A process
+    given a ``comm`` is whole, as the records read it: a ``stat`` line with
+    that name, parent PPID, no tty and start ``ticks_of(pid)``, and an empty
+    ``cmdline`` (unless given). One without is what a process that exited
+    mid-pass looks like. The root gets a ``stat`` with ``btime BTIME``."""
     (root / "self").mkdir(parents=True, exist_ok=True)
+    if not (root / "stat").exists():
+        (root / "stat").write_text(f"cpu  1 2 3 4\nbtime {BTIME}\nprocesses 9\n")
     if audit:
         (root / "self" / "sessionid").write_text(f"{UNSET}\n")
     for key, files in processes.items():
@@ -49,8 +65,27 @@ def tree(root: Path, audit: bool = True, **processes: dict[str, bytes | str]) ->
         base = root / str(pid)
         base.mkdir()
         files.setdefault("status", f"Name:\tx\nUmask:\t0022\nState:\tS\nTgid:\t{pid}\n")
+        if "comm" in files:
+            comm = files["comm"]
+            name = (comm.encode() if isinstance(comm, str) else comm).rstrip(b"\n")
+            # pid (comm) state ppid pgrp session tty_nr tpgid flags ... starttime (22nd)
+            tail = f" S {PPID} {pid} {pid} 0 -1 4194560" + " 0" * 12 + f" {ticks_of(pid)} 0 0\n"
+            files.setdefault("stat", b"%d (" % pid + name + b")" + tail.encode())
+            files.setdefault("cmdline", b"")
         for name, content in files.items():
             (base / name).write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+def record(root: Path, pid: int, session: int, comm: str, luid: int | None = None,
+           args: str | None = None) -> ProcessRecord:
+    """The record of crafted process ``pid``, from what ``tree`` wrote and the
+    owner of its folder (whoever runs the test)."""
+    uid = (root / str(pid)).stat().st_uid
+    return ProcessRecord(
+        pid, session, ppid=PPID, uid=uid, user=pwd.getpwuid(uid).pw_name, luid=luid,
+        login=None if luid is None else pwd.getpwuid(luid).pw_name, comm=comm, args=args,
+        started=BTIME + ticks_of(pid) / os.sysconf("SC_CLK_TCK"),
+    )
 
 
 def malformed(
@@ -105,11 +140,6 @@ def test_bulk_passes_refuse_a_malformed_sessionid_naming_its_process(
     malformed(caught, 42, "42/sessionid", data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by mutation testing: process_records' `except OSError` catches the "
-    "parse error (a SessionIdError) and re-raises it as winerror 31 naming the folder",
-)
 def test_records_refuse_a_malformed_sessionid_as_invalid_data(tmp_path: Path) -> None:
     tree(tmp_path, p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"},
          p42={"sessionid": b"12abc\n", "comm": "b\n", "loginuid": "0\n"})
@@ -118,7 +148,6 @@ def test_records_refuse_a_malformed_sessionid_as_invalid_data(tmp_path: Path) ->
     malformed(caught, 42, "42/sessionid", b"12abc\n")
 
 
-@pytest.mark.xfail(strict=True, reason="the same: a malformed loginuid comes out as winerror 31")
 def test_records_refuse_a_malformed_loginuid_naming_it(tmp_path: Path) -> None:
     tree(tmp_path, p42={"sessionid": "5\n", "loginuid": "-1\n", "comm": "x\n"})
     with pytest.raises(SessionIdError) as caught:
@@ -291,7 +320,8 @@ def test_without_audit_the_bulk_passes_read_cgroups(tmp_path: Path) -> None:
     backend = ProcfsBackend(str(tmp_path), live=False)
     assert backend.session_ids(None) == {7: 2, 8: 0}
     # No audit: no loginuid to name a user.
-    assert sorted(backend.process_records()) == [(7, 2, None, "sh"), (8, 0, None, "cron")]
+    assert sorted(backend.process_records()) == [
+        record(tmp_path, 7, 2, "sh"), record(tmp_path, 8, 0, "cron")]
 
 
 def test_session_ids_for_given_pids_leaves_missing_and_threads_out(thread_id: int) -> None:
@@ -310,23 +340,57 @@ def test_records_name_users_from_loginuid_as_documented(tmp_path: Path) -> None:
     free_uid = next(uid for uid in range(60000, 70000) if not _has_passwd(uid))
     tree(
         tmp_path,
-        p10={"sessionid": f"{UNSET}\n", "loginuid": "0\n", "comm": "init\n"},  # session 0: no user
+        # session 0 has no user: its (malformed) loginuid is never read
+        p10={"sessionid": f"{UNSET}\n", "loginuid": "x\n", "comm": "init\n"},
         p11={"sessionid": "5\n", "loginuid": "0\n", "comm": "a\xffb\n".encode("latin-1")},
         p12={"sessionid": "6\n", "loginuid": f"{UNSET}\n", "comm": "x\n"},  # unset: None
         p13={"sessionid": "7\n", "loginuid": f"{free_uid}\n", "comm": "y"},
         p14={"sessionid": "5\n", "loginuid": "1\n", "comm": "z\n"},  # session 5's user: first seen
+        p15={"sessionid": "8\n", "loginuid": "0\n", "comm": "w\n", "cmdline": b"sh\0-c\0a b\0"},
     )
     records = sorted(ProcfsBackend(str(tmp_path), live=False).process_records())
-    root = pwd.getpwuid(0).pw_name
-    first_of_5 = records[[r[0] for r in records].index(11)][2]
+    first_of_5 = records[[r.pid for r in records].index(11)].luid
+    assert first_of_5 in (0, 1)
     assert records == [
-        (10, 0, None, "init"),
-        (11, 5, first_of_5, "a\\xffb"),  # a byte that is no UTF-8 shown escaped, never lost
-        (12, 6, None, "x"),
-        (13, 7, str(free_uid), "y"),  # no passwd entry: the number
-        (14, 5, first_of_5, "z"),
+        record(tmp_path, 10, 0, "init"),
+        # a byte that is no UTF-8 shown escaped, never lost
+        record(tmp_path, 11, 5, "a\\xffb", luid=first_of_5),
+        record(tmp_path, 12, 6, "x"),
+        # no passwd entry: the number says who, the name is None (never a number in a string)
+        record(tmp_path, 13, 7, "y")._replace(luid=free_uid),
+        record(tmp_path, 14, 5, "z", luid=first_of_5),
+        record(tmp_path, 15, 8, "w", luid=0, args="sh -c a b"),  # NULs become spaces
     ]
-    assert first_of_5 in (root, pwd.getpwuid(1).pw_name)
+
+
+def test_records_without_a_boot_time_leave_only_started_unknown(tmp_path: Path) -> None:
+    # A tree laid out like procfs may lack /stat (a real procfs always has
+    # it): start times are then unknown, and every other field still answers.
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"})
+    (tmp_path / "stat").unlink()
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert backend.process_records() == [record(tmp_path, 7, 3, "a", luid=0)._replace(started=None)]
+    # A /stat that is there but holds no usable boot time is malformed (13):
+    # never a start time counted from 1970.
+    for text in ("cpu  1 2\n", "btime 0\n", "btime -5\n", "btime 1e9\n", "btimes 5\n"):
+        (tmp_path / "stat").write_text(text)
+        with pytest.raises(SessionIdError) as caught:
+            backend.process_records()
+        err = caught.value
+        assert (type(err), err.winerror, err.errno, err.pid) == (SessionIdError, 13, None, None)
+        assert f"no boot time (btime) in {tmp_path}/stat" in str(err)
+        # Without "started" the boot time is not needed, and not read.
+        assert backend.process_records(frozenset({"comm"})) == [
+            ProcessRecord(7, 3, comm="a")]
+    # Back to a whole /stat: the start again; an unreadable /stat keeps its errno.
+    (tmp_path / "stat").write_text(f"intr 1\nbtime {BTIME}\n")
+    assert backend.process_records() == [record(tmp_path, 7, 3, "a", luid=0)]
+    (tmp_path / "stat").unlink()
+    (tmp_path / "stat").mkdir()
+    with pytest.raises(SessionIdError) as caught:
+        backend.process_records()
+    assert (caught.value.errno, caught.value.pid) == (errno.EISDIR, None)
+    assert f"cannot read {tmp_path}/stat" in str(caught.value)
 
 
 def _has_passwd(uid: int) -> bool:
@@ -498,10 +562,21 @@ def test_without_pidfd_open_the_status_check_takes_over(
     backend = ProcfsBackend()
     with pytest.raises(ProcessNotFoundError, match=f"thread id of process {os.getpid()}"):
         backend.session_id(thread_id)
-    assert backend.live is False  # and it stays on the status check from now on
+    # It stays on the status check from now on: pidfd_open is not asked again.
+    asked: list[int] = []
+
+    def counting(pid: int, flags: int = 0) -> int:
+        asked.append(pid)
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(os, "pidfd_open", counting, raising=False)
+    with pytest.raises(ProcessNotFoundError, match=f"thread id of process {os.getpid()}"):
+        backend.session_id(thread_id)
     parent = os.getppid()
     truth = int(Path(f"/proc/{parent}/sessionid").read_text())
     assert backend.session_id(parent) == (0 if truth == UNSET else truth)
+    assert asked == []
+    assert backend.live is True  # still this kernel's procfs: only the thread check changed
 
 
 # -- the console session (systemd-logind state) -------------------------------------
