@@ -5,6 +5,8 @@ itself made."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from sessionid_cffi import AccessDeniedError, ProcessNotFoundError, ProcessRecord
@@ -90,3 +92,13 @@ def test_repr_shows_table_and_zombies() -> None:
     assert model.session_id(12) == 2  # a zombie answers until reaped
     with pytest.raises(AccessDeniedError):
         model.session_id(10)
+
+
+def test_a_copy_keeps_its_own_names() -> None:
+    # check_contract changes a copy: the original's names must not follow.
+    model = ModelBackend({10: 1}, users={1: "alice"}, commands={10: "sh"})
+    clone = copy.copy(model)
+    model.users[1] = "bob"
+    model.commands[10] = "bash"
+    assert clone.process_records() == [ProcessRecord(10, 1, login="alice", comm="sh")]
+    assert model.process_records() == [ProcessRecord(10, 1, login="bob", comm="bash")]

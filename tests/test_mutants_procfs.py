@@ -393,6 +393,146 @@ def test_records_without_a_boot_time_leave_only_started_unknown(tmp_path: Path) 
     assert f"cannot read {tmp_path}/stat" in str(caught.value)
 
 
+def test_records_read_only_what_the_fields_need_and_fill_them_alike(tmp_path: Path) -> None:
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "loginuid": "0\n",
+                       "cmdline": b"sh\0-i\0"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    whole = backend.process_records()
+    assert whole == [record(tmp_path, 7, 3, "sh", luid=0, args="sh -i")]
+    for field in ProcessRecord._fields:
+        (only,) = backend.process_records(frozenset({field}))
+        assert getattr(only, field) == getattr(whole[0], field), field
+    # What is not asked is not read: a process whose stat and cmdline are
+    # gone still lists with its comm (its own file), session and login.
+    (tmp_path / "7" / "stat").unlink()
+    (tmp_path / "7" / "cmdline").unlink()
+    assert backend.process_records(frozenset({"comm", "login"})) == [
+        ProcessRecord(7, 3, luid=0, login=pwd.getpwuid(0).pw_name, comm="sh")]
+    assert backend.process_records(frozenset({"ppid"})) == []  # stat needed: gone
+
+
+# (major, minor) -> the name ps shows; the device numbers are encoded by the C
+# library (os.makedev), as the kernel writes them into stat's tty_nr.
+TTYS = [
+    ((136, 0), "pts/0"), ((136, 300), "pts/300"), ((137, 5), "pts/261"),
+    ((143, 1023), "pts/2815"),
+    ((4, 1), "tty1"), ((4, 63), "tty63"), ((4, 64), "ttyS0"), ((4, 65), "ttyS1"),
+    ((5, 1), "console"), ((5, 0), "tty"),  # one-minor drivers: the device itself
+    ((188, 0), "ttyUSB0"), ((188, 511), "ttyUSB511"), ((188, 512), "188:512"),
+    ((201, 0), "201:0"),  # its line names no /dev/ device: ignored
+    ((202, 1), "202:1"), ((203, 1), "203:1"), ((144, 2), "144:2"),
+]
+DRIVERS = (
+    b"/dev/tty             /dev/tty        5       0 system:/dev/tty\n"
+    b"short line\n"  # too few fields: skipped, the rest still read
+    b"bad /dev/bad x 0-3 serial\n"  # a major that is no number
+    b"/dev/console         /dev/console    5       1 system:console\n"
+    b"y /notdev/y 201 0-3 serial\n"
+    b"z /dev/ttyZ 202 x-3 serial\n"
+    b"w /dev/ttyW 203 1-x serial\n"
+    b"usbserial            /dev/ttyUSB   188 0-511 serial\n"
+)
+
+
+@pytest.mark.parametrize(("device", "name"), TTYS)
+def test_records_name_terminals_as_ps_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: tuple[int, int], name: str
+) -> None:
+    from sessionid_cffi.emulation import procfs
+
+    # The driver table is read once per process (it is the kernel's, and
+    # rarely changes): start each crafted tree with an empty one.
+    monkeypatch.setattr(procfs, "_tty_drivers", [])
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n"})
+    stat = (tmp_path / "7" / "stat").read_text().split(" ")
+    stat[6] = str(os.makedev(*device))  # tty_nr, the 7th field
+    (tmp_path / "7" / "stat").write_text(" ".join(stat))
+    (tmp_path / "tty").mkdir()
+    (tmp_path / "tty" / "drivers").write_bytes(DRIVERS)
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert [r.tty for r in backend.process_records(frozenset({"tty"}))] == [name]
+    # Read once: a later change of the file is not seen by this process.
+    (tmp_path / "tty" / "drivers").write_bytes(b"")
+    assert [r.tty for r in backend.process_records(frozenset({"tty"}))] == [name]
+
+
+@pytest.mark.parametrize("drivers", ["missing", "fifo", "directory"])
+def test_without_a_driver_table_terminals_show_their_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drivers: str
+) -> None:
+    from sessionid_cffi.emulation import procfs
+
+    monkeypatch.setattr(procfs, "_tty_drivers", [])
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n"})
+    stat = (tmp_path / "7" / "stat").read_text().split(" ")
+    stat[6] = str(os.makedev(5, 1))
+    (tmp_path / "7" / "stat").write_text(" ".join(stat))
+    (tmp_path / "tty").mkdir()
+    if drivers == "fifo":
+        os.mkfifo(tmp_path / "tty" / "drivers")  # no writer: must not wait for one
+    elif drivers == "directory":
+        (tmp_path / "tty" / "drivers").mkdir()
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert [r.tty for r in backend.process_records(frozenset({"tty"}))] == ["5:1"]
+    # Unreadable is remembered as such (the sentinel), not read again.
+    if drivers == "missing":
+        (tmp_path / "tty" / "drivers").write_bytes(DRIVERS)
+    assert [r.tty for r in backend.process_records(frozenset({"tty"}))] == ["5:1"]
+
+
+def test_a_procfs_of_another_pid_namespace_is_refused(tmp_path: Path) -> None:
+    # What /proc looks like after `unshare -pf` without a procfs of its own:
+    # "self" names the caller by another number (here 1) than os.getpid().
+    # The kernel's own case needs a namespace (tests/test_procfs.py, root);
+    # this one runs the check in this process.
+    own = os.getpid()
+    tree(tmp_path, p42={"sessionid": "5\n", "comm": "x\n"})
+    (tmp_path / "self" / "sessionid").write_text("9\n")
+    (tmp_path / "self").rename(tmp_path / "1")
+    (tmp_path / "self").symlink_to("1")  # readlink(self) == "1"
+    backend = ProcfsBackend(str(tmp_path), live=True)
+    for _ in range(2):  # refused again: a refusal is no verdict to keep
+        with pytest.raises(BackendUnavailableError) as caught:
+            backend.session_id(42)
+        err = caught.value
+        assert (type(err), err.pid, err.winerror, err.errno) == (
+            BackendUnavailableError, 42, 50, None)
+        assert f"cannot answer for process 42: {tmp_path} belongs to another PID namespace" in str(
+            err)
+        assert f"it shows this process as 1, os.getpid() is {own}" in str(err)
+        assert "unshare --pid --fork --mount-proc" in str(err)
+        for bulk in (lambda: backend.session_ids(None), backend.process_records):
+            with pytest.raises(BackendUnavailableError) as listing:
+                bulk()
+            assert (listing.value.pid, listing.value.winerror) == (None, 50)
+            assert f"cannot answer for any process but itself: {tmp_path} belongs" in str(
+                listing.value)
+    # The caller itself is "self" in any namespace: it still answers.
+    assert backend.session_id(own) == 9
+    # Not live: the tree is not this kernel's view, and nothing is checked.
+    assert ProcfsBackend(str(tmp_path), live=False).session_id(42) == 5
+
+
+def test_the_pid_namespace_verdict_is_kept_per_process(tmp_path: Path) -> None:
+    own = os.getpid()
+    tree(tmp_path, p42={"sessionid": "5\n", "comm": "x\n"})
+    (tmp_path / "self").rename(tmp_path / str(own))
+    (tmp_path / "self").symlink_to(str(own))  # this namespace's procfs
+    backend = ProcfsBackend(str(tmp_path), live=True)
+    backend._pidfd = False  # 42 is no process of this kernel: the tree's status decides
+    assert backend.session_id(42) == 5
+    # Once seen as ours, it is not looked at again by this process...
+    (tmp_path / "self").unlink()
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "sessionid").write_text("9\n")
+    (tmp_path / "self").symlink_to("1")
+    assert backend.session_id(42) == 5
+    assert backend.session_ids(None) == {42: 5, own: 0, 1: 9}  # every entry of the tree
+    # ...while a fresh backend looks, and refuses.
+    with pytest.raises(BackendUnavailableError):
+        ProcfsBackend(str(tmp_path), live=True).session_id(42)
+
+
 def _has_passwd(uid: int) -> bool:
     try:
         pwd.getpwuid(uid)
