@@ -148,6 +148,13 @@ def test_records_refuse_a_malformed_sessionid_as_invalid_data(tmp_path: Path) ->
     malformed(caught, 42, "42/sessionid", b"12abc\n")
 
 
+def test_records_refuse_a_malformed_stat_naming_it(tmp_path: Path) -> None:
+    tree(tmp_path, p42={"sessionid": "5\n", "comm": "x\n", "stat": b"42 (x) S 1 2\n"})
+    with pytest.raises(SessionIdError) as caught:
+        ProcfsBackend(str(tmp_path), live=False).process_records()
+    malformed(caught, 42, "42/stat", b"42 (x) S 1 2\n")
+
+
 def test_records_refuse_a_malformed_loginuid_naming_it(tmp_path: Path) -> None:
     tree(tmp_path, p42={"sessionid": "5\n", "loginuid": "-1\n", "comm": "x\n"})
     with pytest.raises(SessionIdError) as caught:
@@ -382,6 +389,12 @@ def test_records_without_a_boot_time_leave_only_started_unknown(tmp_path: Path) 
         # Without "started" the boot time is not needed, and not read.
         assert backend.process_records(frozenset({"comm"})) == [
             ProcessRecord(7, 3, comm="a")]
+    # A FIFO where /stat should be: read without waiting for a writer (empty: no btime).
+    (tmp_path / "stat").unlink()
+    os.mkfifo(tmp_path / "stat")
+    with pytest.raises(SessionIdError, match="no boot time"):
+        backend.process_records()
+    (tmp_path / "stat").unlink()
     # Back to a whole /stat: the start again; an unreadable /stat keeps its errno.
     (tmp_path / "stat").write_text(f"intr 1\nbtime {BTIME}\n")
     assert backend.process_records() == [record(tmp_path, 7, 3, "a", luid=0)]
@@ -409,6 +422,11 @@ def test_records_read_only_what_the_fields_need_and_fill_them_alike(tmp_path: Pa
     assert backend.process_records(frozenset({"comm", "login"})) == [
         ProcessRecord(7, 3, luid=0, login=pwd.getpwuid(0).pw_name, comm="sh")]
     assert backend.process_records(frozenset({"ppid"})) == []  # stat needed: gone
+    # From its own file, a comm loses its newline, never its spaces (prctl may end
+    # a name with a space, or any byte).
+    for comm in ("sh ", "shX"):
+        (tmp_path / "7" / "comm").write_text(comm + "\n")
+        assert [r.comm for r in backend.process_records(frozenset({"comm"}))] == [comm]
 
 
 # (major, minor) -> the name ps shows; the device numbers are encoded by the C
@@ -584,8 +602,11 @@ def test_missing_sessionid_under_audit_keeps_enoent(tmp_path: Path) -> None:
 
 def test_a_root_that_cannot_be_listed_is_no_procfs(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
+    standard = [os.fstat(fd).st_ino for fd in (0, 1, 2)]
     with pytest.raises(BackendUnavailableError) as caught:
         ProcfsBackend(str(tmp_path / "file")).session_ids(None)
+    # The failed open closed nothing (no descriptor of ours was taken for its result).
+    assert [os.fstat(fd).st_ino for fd in (0, 1, 2)] == standard
     assert (caught.value.winerror, caught.value.errno) == (50, errno.ENOTDIR)
     assert f"cannot list {tmp_path / 'file'}" in str(caught.value)
 
@@ -638,7 +659,7 @@ def test_no_descriptor_left_for_the_thread_check(descriptors_left) -> None:  # t
         with pytest.raises(SessionIdError) as caught:
             ProcfsBackend().session_id(child.pid)
         assert caught.value.winerror == 4
-        os_error(caught.value, child.pid, errno.EMFILE, "pidfd_open")
+        os_error(caught.value, child.pid, errno.EMFILE, f"process {child.pid}: pidfd_open: ")
     finally:
         child.kill()
         child.wait()
