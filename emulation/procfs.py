@@ -282,7 +282,9 @@ class ProcfsBackend:
             if code == ESRCH:
                 raise not_found(pid, "the process exited", ESRCH) from pidfd_error
             if code not in (ENOSYS, EPERM):
-                raise pidfd_error
+                # Named here: the error holds no file name, and the caller's
+                # fallback (the sessionid path) is not what failed.
+                raise error_from_oserror(pid, pidfd_error, "pidfd_open") from pidfd_error
         if pidfd_error is not None:
             # No pidfd_open here (old kernel, seccomp, or a Python built
             # without os.pidfd_open): use status from now on.
@@ -291,6 +293,8 @@ class ProcfsBackend:
         fd = os.open(path, _O_FILE)
         try:
             status = os.read(fd, 1024)
+        except OSError as err:
+            raise error_from_oserror(pid, err, path) from err  # read() names no file
         finally:
             os.close(fd)
         start = status.find(b"\nTgid:")
@@ -432,7 +436,6 @@ class ProcfsBackend:
         audit = self._has_audit()
         session_file, session_size = ("/sessionid", 64) if audit else ("/cgroup", 65536)
         parse = parse_sessionid if audit else parse_cgroup
-        clock = _BootClock(self.proc_root) if "started" in wanted else None
         root_fd, names = self._open_root()
         logins: dict[int, tuple[int | None, str | None]] = {0: (None, None)}
         user_names: dict[int, str | None] = {}
@@ -443,6 +446,7 @@ class ProcfsBackend:
         # costs ~1 us a record, and these eleven values are already in order.
         new_tuple = tuple.__new__
         try:
+            clock = _BootClock(self.proc_root) if "started" in wanted else None
             for name in names:
                 if not name.isdigit():
                     continue
@@ -487,6 +491,8 @@ class ProcfsBackend:
                         logins[session] = (luid, None if luid is None else _passwd_name(luid))
                 except _GONE:
                     continue
+                except SessionIdError:
+                    raise  # malformed content (13): already the library's error
                 except OSError as err:
                     raise error_from_oserror(pid, err, f"{self.proc_root}/{name}") from err
                 finally:
@@ -592,25 +598,34 @@ def _passwd_name(uid: int) -> str | None:
 
 class _BootClock:
     """Turns ``stat``'s start time (clock ticks since boot) into a POSIX
-    timestamp with the boot time (``btime`` in ``/proc/stat``), as ps does."""
+    timestamp with the boot time (``btime`` in ``/proc/stat``), as ps does.
+
+    A tree without a ``stat`` file (laid out like procfs, not one: a real
+    procfs always has it) has no boot time: start times are then unknown
+    (None), and every other field still answers. A ``stat`` that is there
+    but holds no boot time is refused (13), as any other malformed file."""
 
     def __init__(self, proc_root: str) -> None:
         self.ticks_per_second = os.sysconf("SC_CLK_TCK")
-        self.boot = 0
+        self.boot: int | None = 0
+        path = f"{proc_root}/stat"
         try:
-            with open(f"{proc_root}/stat", "rb", opener=_open_nonblocking) as file:
-                for line in file.read(1 << 20).splitlines():
-                    if line.startswith(b"btime "):
-                        self.boot = int(line[6:])
-        except (OSError, ValueError):
-            pass
-        if not self.boot:
+            with open(path, "rb", opener=_open_nonblocking) as file:
+                lines = file.read(1 << 20).splitlines()
+        except FileNotFoundError:
+            self.boot, lines = None, []
+        except OSError as err:
+            raise error_from_oserror(None, err, f"read {path}") from err
+        for line in lines:
+            if line.startswith(b"btime ") and line[6:].isdigit() and line[6:].isascii():
+                self.boot = int(line[6:])
+        if self.boot == 0:
             raise SessionIdError(
                 None, ERROR_INVALID_DATA, f"no boot time (btime) in {proc_root}/stat", None
             )
 
-    def time_of(self, ticks: int) -> float:
-        return self.boot + ticks / self.ticks_per_second
+    def time_of(self, ticks: int) -> float | None:
+        return None if self.boot is None else self.boot + ticks / self.ticks_per_second
 
 
 # Unix98 pseudo-terminal slaves: majors 136-143 (pts/0 ... pts/2047).

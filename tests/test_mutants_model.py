@@ -5,9 +5,11 @@ itself made."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from sessionid_cffi import AccessDeniedError, ProcessNotFoundError
+from sessionid_cffi import AccessDeniedError, ProcessNotFoundError, ProcessRecord
 from sessionid_cffi.testing import ModelBackend
 
 
@@ -45,7 +47,7 @@ def test_spawn_refuses_what_cannot_be_a_new_process() -> None:
     assert model.processes() == {10: 1}
     model.spawn(12, 2, "sh")
     assert model.session_id(12) == 2
-    assert (12, 2, None, "sh") in model.process_records()
+    assert ProcessRecord(12, 2, comm="sh") in model.process_records()
 
 
 def test_exit_of_an_unknown_pid_names_it() -> None:
@@ -90,3 +92,13 @@ def test_repr_shows_table_and_zombies() -> None:
     assert model.session_id(12) == 2  # a zombie answers until reaped
     with pytest.raises(AccessDeniedError):
         model.session_id(10)
+
+
+def test_a_copy_keeps_its_own_names() -> None:
+    # check_contract changes a copy: the original's names must not follow.
+    model = ModelBackend({10: 1}, users={1: "alice"}, commands={10: "sh"})
+    clone = copy.copy(model)
+    model.users[1] = "bob"
+    model.commands[10] = "bash"
+    assert clone.process_records() == [ProcessRecord(10, 1, login="alice", comm="sh")]
+    assert model.process_records() == [ProcessRecord(10, 1, login="bob", comm="bash")]

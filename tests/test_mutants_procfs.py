@@ -22,6 +22,7 @@ import pytest
 from sessionid_cffi import (
     BackendUnavailableError,
     ProcessNotFoundError,
+    ProcessRecord,
     SessionIdError,
 )
 
@@ -36,12 +37,27 @@ if LINUX:  # pwd and resource are POSIX-only modules
     from sessionid_cffi.emulation.procfs import ProcfsBackend
 
 UNSET = 2**32 - 1
+# The boot time every crafted tree's /stat gives (btime), and each crafted
+# process's parent and start (clock ticks after boot): the truth that records
+# are judged against.
+BTIME = 1_700_000_000
+PPID = 1
+
+
+def ticks_of(pid: int) -> int:
+    return pid * 7
 
 
 def tree(root: Path, audit: bool = True, **processes: dict[str, bytes | str]) -> None:
     """A procfs-like tree: ``p42={"sessionid": "5\\n"}`` makes /42 with a
-    status whose Tgid is 42 (unless given) and the named files."""
+    status whose Tgid is 42 (unless given) and the named files. A process
+    given a ``comm`` is whole, as the records read it: a ``stat`` line with
+    that name, parent PPID, no tty and start ``ticks_of(pid)``, and an empty
+    ``cmdline`` (unless given). One without is what a process that exited
+    mid-pass looks like. The root gets a ``stat`` with ``btime BTIME``."""
     (root / "self").mkdir(parents=True, exist_ok=True)
+    if not (root / "stat").exists():
+        (root / "stat").write_text(f"cpu  1 2 3 4\nbtime {BTIME}\nprocesses 9\n")
     if audit:
         (root / "self" / "sessionid").write_text(f"{UNSET}\n")
     for key, files in processes.items():
@@ -49,8 +65,27 @@ def tree(root: Path, audit: bool = True, **processes: dict[str, bytes | str]) ->
         base = root / str(pid)
         base.mkdir()
         files.setdefault("status", f"Name:\tx\nUmask:\t0022\nState:\tS\nTgid:\t{pid}\n")
+        if "comm" in files:
+            comm = files["comm"]
+            name = (comm.encode() if isinstance(comm, str) else comm).rstrip(b"\n")
+            # pid (comm) state ppid pgrp session tty_nr tpgid flags ... starttime (22nd)
+            tail = f" S {PPID} {pid} {pid} 0 -1 4194560" + " 0" * 12 + f" {ticks_of(pid)} 0 0\n"
+            files.setdefault("stat", b"%d (" % pid + name + b")" + tail.encode())
+            files.setdefault("cmdline", b"")
         for name, content in files.items():
             (base / name).write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+def record(root: Path, pid: int, session: int, comm: str, luid: int | None = None,
+           args: str | None = None) -> ProcessRecord:
+    """The record of crafted process ``pid``, from what ``tree`` wrote and the
+    owner of its folder (whoever runs the test)."""
+    uid = (root / str(pid)).stat().st_uid
+    return ProcessRecord(
+        pid, session, ppid=PPID, uid=uid, user=pwd.getpwuid(uid).pw_name, luid=luid,
+        login=None if luid is None else pwd.getpwuid(luid).pw_name, comm=comm, args=args,
+        started=BTIME + ticks_of(pid) / os.sysconf("SC_CLK_TCK"),
+    )
 
 
 def malformed(
@@ -105,11 +140,6 @@ def test_bulk_passes_refuse_a_malformed_sessionid_naming_its_process(
     malformed(caught, 42, "42/sessionid", data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by mutation testing: process_records' `except OSError` catches the "
-    "parse error (a SessionIdError) and re-raises it as winerror 31 naming the folder",
-)
 def test_records_refuse_a_malformed_sessionid_as_invalid_data(tmp_path: Path) -> None:
     tree(tmp_path, p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"},
          p42={"sessionid": b"12abc\n", "comm": "b\n", "loginuid": "0\n"})
@@ -118,7 +148,13 @@ def test_records_refuse_a_malformed_sessionid_as_invalid_data(tmp_path: Path) ->
     malformed(caught, 42, "42/sessionid", b"12abc\n")
 
 
-@pytest.mark.xfail(strict=True, reason="the same: a malformed loginuid comes out as winerror 31")
+def test_records_refuse_a_malformed_stat_naming_it(tmp_path: Path) -> None:
+    tree(tmp_path, p42={"sessionid": "5\n", "comm": "x\n", "stat": b"42 (x) S 1 2\n"})
+    with pytest.raises(SessionIdError) as caught:
+        ProcfsBackend(str(tmp_path), live=False).process_records()
+    malformed(caught, 42, "42/stat", b"42 (x) S 1 2\n")
+
+
 def test_records_refuse_a_malformed_loginuid_naming_it(tmp_path: Path) -> None:
     tree(tmp_path, p42={"sessionid": "5\n", "loginuid": "-1\n", "comm": "x\n"})
     with pytest.raises(SessionIdError) as caught:
@@ -291,7 +327,8 @@ def test_without_audit_the_bulk_passes_read_cgroups(tmp_path: Path) -> None:
     backend = ProcfsBackend(str(tmp_path), live=False)
     assert backend.session_ids(None) == {7: 2, 8: 0}
     # No audit: no loginuid to name a user.
-    assert sorted(backend.process_records()) == [(7, 2, None, "sh"), (8, 0, None, "cron")]
+    assert sorted(backend.process_records()) == [
+        record(tmp_path, 7, 2, "sh"), record(tmp_path, 8, 0, "cron")]
 
 
 def test_session_ids_for_given_pids_leaves_missing_and_threads_out(thread_id: int) -> None:
@@ -310,23 +347,208 @@ def test_records_name_users_from_loginuid_as_documented(tmp_path: Path) -> None:
     free_uid = next(uid for uid in range(60000, 70000) if not _has_passwd(uid))
     tree(
         tmp_path,
-        p10={"sessionid": f"{UNSET}\n", "loginuid": "0\n", "comm": "init\n"},  # session 0: no user
+        # session 0 has no user: its (malformed) loginuid is never read
+        p10={"sessionid": f"{UNSET}\n", "loginuid": "x\n", "comm": "init\n"},
         p11={"sessionid": "5\n", "loginuid": "0\n", "comm": "a\xffb\n".encode("latin-1")},
         p12={"sessionid": "6\n", "loginuid": f"{UNSET}\n", "comm": "x\n"},  # unset: None
         p13={"sessionid": "7\n", "loginuid": f"{free_uid}\n", "comm": "y"},
         p14={"sessionid": "5\n", "loginuid": "1\n", "comm": "z\n"},  # session 5's user: first seen
+        p15={"sessionid": "8\n", "loginuid": "0\n", "comm": "w\n", "cmdline": b"sh\0-c\0a b\0"},
     )
     records = sorted(ProcfsBackend(str(tmp_path), live=False).process_records())
-    root = pwd.getpwuid(0).pw_name
-    first_of_5 = records[[r[0] for r in records].index(11)][2]
+    first_of_5 = records[[r.pid for r in records].index(11)].luid
+    assert first_of_5 in (0, 1)
     assert records == [
-        (10, 0, None, "init"),
-        (11, 5, first_of_5, "a\\xffb"),  # a byte that is no UTF-8 shown escaped, never lost
-        (12, 6, None, "x"),
-        (13, 7, str(free_uid), "y"),  # no passwd entry: the number
-        (14, 5, first_of_5, "z"),
+        record(tmp_path, 10, 0, "init"),
+        # a byte that is no UTF-8 shown escaped, never lost
+        record(tmp_path, 11, 5, "a\\xffb", luid=first_of_5),
+        record(tmp_path, 12, 6, "x"),
+        # no passwd entry: the number says who, the name is None (never a number in a string)
+        record(tmp_path, 13, 7, "y")._replace(luid=free_uid),
+        record(tmp_path, 14, 5, "z", luid=first_of_5),
+        record(tmp_path, 15, 8, "w", luid=0, args="sh -c a b"),  # NULs become spaces
     ]
-    assert first_of_5 in (root, pwd.getpwuid(1).pw_name)
+
+
+def test_records_without_a_boot_time_leave_only_started_unknown(tmp_path: Path) -> None:
+    # A tree laid out like procfs may lack /stat (a real procfs always has
+    # it): start times are then unknown, and every other field still answers.
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"})
+    (tmp_path / "stat").unlink()
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert backend.process_records() == [record(tmp_path, 7, 3, "a", luid=0)._replace(started=None)]
+    # A /stat that is there but holds no usable boot time is malformed (13):
+    # never a start time counted from 1970.
+    for text in ("cpu  1 2\n", "btime 0\n", "btime -5\n", "btime 1e9\n", "btimes 5\n"):
+        (tmp_path / "stat").write_text(text)
+        with pytest.raises(SessionIdError) as caught:
+            backend.process_records()
+        err = caught.value
+        assert (type(err), err.winerror, err.errno, err.pid) == (SessionIdError, 13, None, None)
+        assert f"no boot time (btime) in {tmp_path}/stat" in str(err)
+        # Without "started" the boot time is not needed, and not read.
+        assert backend.process_records(frozenset({"comm"})) == [
+            ProcessRecord(7, 3, comm="a")]
+    # A FIFO where /stat should be: read without waiting for a writer (empty: no btime).
+    (tmp_path / "stat").unlink()
+    os.mkfifo(tmp_path / "stat")
+    with pytest.raises(SessionIdError, match="no boot time"):
+        backend.process_records()
+    (tmp_path / "stat").unlink()
+    # Back to a whole /stat: the start again; an unreadable /stat keeps its errno.
+    (tmp_path / "stat").write_text(f"intr 1\nbtime {BTIME}\n")
+    assert backend.process_records() == [record(tmp_path, 7, 3, "a", luid=0)]
+    (tmp_path / "stat").unlink()
+    (tmp_path / "stat").mkdir()
+    with pytest.raises(SessionIdError) as caught:
+        backend.process_records()
+    assert (caught.value.errno, caught.value.pid) == (errno.EISDIR, None)
+    assert f"cannot read {tmp_path}/stat" in str(caught.value)
+
+
+def test_records_read_only_what_the_fields_need_and_fill_them_alike(tmp_path: Path) -> None:
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "loginuid": "0\n",
+                       "cmdline": b"sh\0-i\0"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    whole = backend.process_records()
+    assert whole == [record(tmp_path, 7, 3, "sh", luid=0, args="sh -i")]
+    for field in ProcessRecord._fields:
+        (only,) = backend.process_records(frozenset({field}))
+        assert getattr(only, field) == getattr(whole[0], field), field
+    # What is not asked is not read: a process whose stat and cmdline are
+    # gone still lists with its comm (its own file), session and login.
+    (tmp_path / "7" / "stat").unlink()
+    (tmp_path / "7" / "cmdline").unlink()
+    assert backend.process_records(frozenset({"comm", "login"})) == [
+        ProcessRecord(7, 3, luid=0, login=pwd.getpwuid(0).pw_name, comm="sh")]
+    assert backend.process_records(frozenset({"ppid"})) == []  # stat needed: gone
+    # From its own file, a comm loses its newline, never its spaces (prctl may end
+    # a name with a space, or any byte).
+    for comm in ("sh ", "shX"):
+        (tmp_path / "7" / "comm").write_text(comm + "\n")
+        assert [r.comm for r in backend.process_records(frozenset({"comm"}))] == [comm]
+
+
+# (major, minor) -> the name ps shows; the device numbers are encoded by the C
+# library (os.makedev), as the kernel writes them into stat's tty_nr.
+TTYS = [
+    ((136, 0), "pts/0"), ((136, 300), "pts/300"), ((137, 5), "pts/261"),
+    ((143, 1023), "pts/2815"),
+    ((4, 1), "tty1"), ((4, 63), "tty63"), ((4, 64), "ttyS0"), ((4, 65), "ttyS1"),
+    ((5, 1), "console"), ((5, 0), "tty"),  # one-minor drivers: the device itself
+    ((188, 0), "ttyUSB0"), ((188, 511), "ttyUSB511"), ((188, 512), "188:512"),
+    ((201, 0), "201:0"),  # its line names no /dev/ device: ignored
+    ((202, 1), "202:1"), ((203, 1), "203:1"), ((144, 2), "144:2"),
+]
+DRIVERS = (
+    b"/dev/tty             /dev/tty        5       0 system:/dev/tty\n"
+    b"short line\n"  # too few fields: skipped, the rest still read
+    b"bad /dev/bad x 0-3 serial\n"  # a major that is no number
+    b"/dev/console         /dev/console    5       1 system:console\n"
+    b"y /notdev/y 201 0-3 serial\n"
+    b"z /dev/ttyZ 202 x-3 serial\n"
+    b"w /dev/ttyW 203 1-x serial\n"
+    b"usbserial            /dev/ttyUSB   188 0-511 serial\n"
+)
+
+
+@pytest.mark.parametrize(("device", "name"), TTYS)
+def test_records_name_terminals_as_ps_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, device: tuple[int, int], name: str
+) -> None:
+    from sessionid_cffi.emulation import procfs
+
+    # The driver table is read once per process (it is the kernel's, and
+    # rarely changes): start each crafted tree with an empty one.
+    monkeypatch.setattr(procfs, "_tty_drivers", [])
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n"})
+    stat = (tmp_path / "7" / "stat").read_text().split(" ")
+    stat[6] = str(os.makedev(*device))  # tty_nr, the 7th field
+    (tmp_path / "7" / "stat").write_text(" ".join(stat))
+    (tmp_path / "tty").mkdir()
+    (tmp_path / "tty" / "drivers").write_bytes(DRIVERS)
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert [r.tty for r in backend.process_records(frozenset({"tty"}))] == [name]
+    # Read once: a later change of the file is not seen by this process.
+    (tmp_path / "tty" / "drivers").write_bytes(b"")
+    assert [r.tty for r in backend.process_records(frozenset({"tty"}))] == [name]
+
+
+@pytest.mark.parametrize("drivers", ["missing", "fifo", "directory"])
+def test_without_a_driver_table_terminals_show_their_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drivers: str
+) -> None:
+    from sessionid_cffi.emulation import procfs
+
+    monkeypatch.setattr(procfs, "_tty_drivers", [])
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n"})
+    stat = (tmp_path / "7" / "stat").read_text().split(" ")
+    stat[6] = str(os.makedev(5, 1))
+    (tmp_path / "7" / "stat").write_text(" ".join(stat))
+    (tmp_path / "tty").mkdir()
+    if drivers == "fifo":
+        os.mkfifo(tmp_path / "tty" / "drivers")  # no writer: must not wait for one
+    elif drivers == "directory":
+        (tmp_path / "tty" / "drivers").mkdir()
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert [r.tty for r in backend.process_records(frozenset({"tty"}))] == ["5:1"]
+    # Unreadable is remembered as such (the sentinel), not read again.
+    if drivers == "missing":
+        (tmp_path / "tty" / "drivers").write_bytes(DRIVERS)
+    assert [r.tty for r in backend.process_records(frozenset({"tty"}))] == ["5:1"]
+
+
+def test_a_procfs_of_another_pid_namespace_is_refused(tmp_path: Path) -> None:
+    # What /proc looks like after `unshare -pf` without a procfs of its own:
+    # "self" names the caller by another number (here 1) than os.getpid().
+    # The kernel's own case needs a namespace (tests/test_procfs.py, root);
+    # this one runs the check in this process.
+    own = os.getpid()
+    tree(tmp_path, p42={"sessionid": "5\n", "comm": "x\n"})
+    (tmp_path / "self" / "sessionid").write_text("9\n")
+    (tmp_path / "self").rename(tmp_path / "1")
+    (tmp_path / "self").symlink_to("1")  # readlink(self) == "1"
+    backend = ProcfsBackend(str(tmp_path), live=True)
+    for _ in range(2):  # refused again: a refusal is no verdict to keep
+        with pytest.raises(BackendUnavailableError) as caught:
+            backend.session_id(42)
+        err = caught.value
+        assert (type(err), err.pid, err.winerror, err.errno) == (
+            BackendUnavailableError, 42, 50, None)
+        assert f"cannot answer for process 42: {tmp_path} belongs to another PID namespace" in str(
+            err)
+        assert f"it shows this process as 1, os.getpid() is {own}" in str(err)
+        assert "unshare --pid --fork --mount-proc" in str(err)
+        for bulk in (lambda: backend.session_ids(None), backend.process_records):
+            with pytest.raises(BackendUnavailableError) as listing:
+                bulk()
+            assert (listing.value.pid, listing.value.winerror) == (None, 50)
+            assert f"cannot answer for any process but itself: {tmp_path} belongs" in str(
+                listing.value)
+    # The caller itself is "self" in any namespace: it still answers.
+    assert backend.session_id(own) == 9
+    # Not live: the tree is not this kernel's view, and nothing is checked.
+    assert ProcfsBackend(str(tmp_path), live=False).session_id(42) == 5
+
+
+def test_the_pid_namespace_verdict_is_kept_per_process(tmp_path: Path) -> None:
+    own = os.getpid()
+    tree(tmp_path, p42={"sessionid": "5\n", "comm": "x\n"})
+    (tmp_path / "self").rename(tmp_path / str(own))
+    (tmp_path / "self").symlink_to(str(own))  # this namespace's procfs
+    backend = ProcfsBackend(str(tmp_path), live=True)
+    backend._pidfd = False  # 42 is no process of this kernel: the tree's status decides
+    assert backend.session_id(42) == 5
+    # Once seen as ours, it is not looked at again by this process...
+    (tmp_path / "self").unlink()
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "sessionid").write_text("9\n")
+    (tmp_path / "self").symlink_to("1")
+    assert backend.session_id(42) == 5
+    assert backend.session_ids(None) == {42: 5, own: 0, 1: 9}  # every entry of the tree
+    # ...while a fresh backend looks, and refuses.
+    with pytest.raises(BackendUnavailableError):
+        ProcfsBackend(str(tmp_path), live=True).session_id(42)
 
 
 def _has_passwd(uid: int) -> bool:
@@ -380,8 +602,11 @@ def test_missing_sessionid_under_audit_keeps_enoent(tmp_path: Path) -> None:
 
 def test_a_root_that_cannot_be_listed_is_no_procfs(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
+    standard = [os.fstat(fd).st_ino for fd in (0, 1, 2)]
     with pytest.raises(BackendUnavailableError) as caught:
         ProcfsBackend(str(tmp_path / "file")).session_ids(None)
+    # The failed open closed nothing (no descriptor of ours was taken for its result).
+    assert [os.fstat(fd).st_ino for fd in (0, 1, 2)] == standard
     assert (caught.value.winerror, caught.value.errno) == (50, errno.ENOTDIR)
     assert f"cannot list {tmp_path / 'file'}" in str(caught.value)
 
@@ -434,7 +659,7 @@ def test_no_descriptor_left_for_the_thread_check(descriptors_left) -> None:  # t
         with pytest.raises(SessionIdError) as caught:
             ProcfsBackend().session_id(child.pid)
         assert caught.value.winerror == 4
-        os_error(caught.value, child.pid, errno.EMFILE, "pidfd_open")
+        os_error(caught.value, child.pid, errno.EMFILE, f"process {child.pid}: pidfd_open: ")
     finally:
         child.kill()
         child.wait()
@@ -498,10 +723,21 @@ def test_without_pidfd_open_the_status_check_takes_over(
     backend = ProcfsBackend()
     with pytest.raises(ProcessNotFoundError, match=f"thread id of process {os.getpid()}"):
         backend.session_id(thread_id)
-    assert backend.live is False  # and it stays on the status check from now on
+    # It stays on the status check from now on: pidfd_open is not asked again.
+    asked: list[int] = []
+
+    def counting(pid: int, flags: int = 0) -> int:
+        asked.append(pid)
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(os, "pidfd_open", counting, raising=False)
+    with pytest.raises(ProcessNotFoundError, match=f"thread id of process {os.getpid()}"):
+        backend.session_id(thread_id)
     parent = os.getppid()
     truth = int(Path(f"/proc/{parent}/sessionid").read_text())
     assert backend.session_id(parent) == (0 if truth == UNSET else truth)
+    assert asked == []
+    assert backend.live is True  # still this kernel's procfs: only the thread check changed
 
 
 # -- the console session (systemd-logind state) -------------------------------------

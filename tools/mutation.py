@@ -79,11 +79,24 @@ STATUS_BY_EXIT_CODE = {
 Key = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 
+# Written into every stage this tool makes: a directory without it was not
+# made here, and is never deleted (a mistaken ``--stage /tmp`` or ``--stage ~``
+# must not wipe anything).
+STAGE_MARKER = ".sessionid-mutation-stage"
+
+
 def build_stage(stage: Path, reuse: bool) -> None:
     """Lay out the package as the wheel does; keep mutmut's mutants/ if reusing."""
-    if stage.exists() and not reuse:
-        shutil.rmtree(stage)
+    if stage.exists():
+        if not (stage / STAGE_MARKER).is_file() and (not stage.is_dir() or any(stage.iterdir())):
+            raise SystemExit(
+                f"--stage {stage}: not a stage this tool made (no {STAGE_MARKER} in it); "
+                "refusing to delete or fill it: name a new or empty directory"
+            )
+        if not reuse:
+            shutil.rmtree(stage)
     stage.mkdir(parents=True, exist_ok=True)
+    (stage / STAGE_MARKER).write_text("made by tools/mutation.py; deleted by its next run\n")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
     for name in ("sessionid_cffi", "tests"):
         shutil.rmtree(stage / name, ignore_errors=True)
