@@ -76,14 +76,22 @@ def tree(root: Path, audit: bool = True, **processes: dict[str, bytes | str]) ->
             (base / name).write_bytes(content.encode() if isinstance(content, str) else content)
 
 
-def record(root: Path, pid: int, session: int, comm: str, luid: int | None = None,
-           args: str | None = None) -> ProcessRecord:
+def record(
+    root: Path, pid: int, session: int, comm: str, luid: int | None = None, args: str | None = None
+) -> ProcessRecord:
     """The record of crafted process ``pid``, from what ``tree`` wrote and the
     owner of its folder (whoever runs the test)."""
     uid = (root / str(pid)).stat().st_uid
     return ProcessRecord(
-        pid, session, ppid=PPID, uid=uid, user=pwd.getpwuid(uid).pw_name, luid=luid,
-        login=None if luid is None else pwd.getpwuid(luid).pw_name, comm=comm, args=args,
+        pid,
+        session,
+        ppid=PPID,
+        uid=uid,
+        user=pwd.getpwuid(uid).pw_name,
+        luid=luid,
+        login=None if luid is None else pwd.getpwuid(luid).pw_name,
+        comm=comm,
+        args=args,
         started=BTIME + ticks_of(pid) / os.sysconf("SC_CLK_TCK"),
     )
 
@@ -133,16 +141,22 @@ def test_a_malformed_sessionid_is_refused_naming_the_file(tmp_path: Path, data: 
 def test_bulk_passes_refuse_a_malformed_sessionid_naming_its_process(
     tmp_path: Path, data: bytes
 ) -> None:
-    tree(tmp_path, p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"},
-         p42={"sessionid": data, "comm": "b\n", "loginuid": "0\n"})
+    tree(
+        tmp_path,
+        p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"},
+        p42={"sessionid": data, "comm": "b\n", "loginuid": "0\n"},
+    )
     with pytest.raises(SessionIdError) as caught:
         ProcfsBackend(str(tmp_path), live=False).session_ids(None)
     malformed(caught, 42, "42/sessionid", data)
 
 
 def test_records_refuse_a_malformed_sessionid_as_invalid_data(tmp_path: Path) -> None:
-    tree(tmp_path, p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"},
-         p42={"sessionid": b"12abc\n", "comm": "b\n", "loginuid": "0\n"})
+    tree(
+        tmp_path,
+        p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"},
+        p42={"sessionid": b"12abc\n", "comm": "b\n", "loginuid": "0\n"},
+    )
     with pytest.raises(SessionIdError) as caught:
         ProcfsBackend(str(tmp_path), live=False).process_records()
     malformed(caught, 42, "42/sessionid", b"12abc\n")
@@ -202,8 +216,12 @@ def test_without_audit_a_malformed_cgroup_is_refused_naming_the_file(
 def test_without_audit_the_first_session_scope_decides(
     tmp_path: Path, data: bytes, session: int
 ) -> None:
-    tree(tmp_path, audit=False, p42={"cgroup": data, "comm": "x\n"},
-         p43={"cgroup": b"0::/session-8.scope\n", "comm": "y\n"})
+    tree(
+        tmp_path,
+        audit=False,
+        p42={"cgroup": data, "comm": "x\n"},
+        p43={"cgroup": b"0::/session-8.scope\n", "comm": "y\n"},
+    )
     backend = ProcfsBackend(str(tmp_path), live=False)
     assert backend.session_id(42) == session
     # The bulk passes read the same files the same way.
@@ -276,8 +294,11 @@ def test_unreadable_status_or_sessionid_keep_their_errno(tmp_path: Path) -> None
     with pytest.raises(ProcessNotFoundError) as missing:
         backend.session_id(42)
     os_error(missing.value, 42, errno.ENOENT, f"{tmp_path}/42/status")
-    for pid, code, name in ((43, errno.EISDIR, "status"), (44, errno.EISDIR, "sessionid"),
-                            (45, errno.ELOOP, "sessionid")):
+    for pid, code, name in (
+        (43, errno.EISDIR, "status"),
+        (44, errno.EISDIR, "sessionid"),
+        (45, errno.ELOOP, "sessionid"),
+    ):
         with pytest.raises(SessionIdError) as caught:
             backend.session_id(pid)
         assert caught.value.winerror == 31, repr(caught.value)
@@ -285,8 +306,7 @@ def test_unreadable_status_or_sessionid_keep_their_errno(tmp_path: Path) -> None
 
 
 def test_bulk_passes_keep_the_errno_of_an_unreadable_sessionid(tmp_path: Path) -> None:
-    tree(tmp_path, p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"},
-         p44={"comm": "b\n"})
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "a\n", "loginuid": "0\n"}, p44={"comm": "b\n"})
     (tmp_path / "44" / "sessionid").mkdir()  # read() fails EISDIR
     backend = ProcfsBackend(str(tmp_path), live=False)
     for bulk in (lambda: backend.session_ids(None), backend.process_records):
@@ -308,9 +328,16 @@ def test_bulk_passes_skip_vanished_processes_and_keep_the_others(tmp_path: Path)
     # /N without a sessionid: what a process that exited after the listing
     # looks like. Several, so that one is listed before a live one in any order.
     live = {pid: pid % 5 + 1 for pid in range(100, 112)}
-    tree(tmp_path, p99={}, **{f"p{pid}": {"sessionid": f"{s}\n", "comm": f"c{pid}\n",
-                                          "loginuid": "0\n"} for pid, s in live.items()},
-         p150={}, p200={})
+    tree(
+        tmp_path,
+        p99={},
+        **{
+            f"p{pid}": {"sessionid": f"{s}\n", "comm": f"c{pid}\n", "loginuid": "0\n"}
+            for pid, s in live.items()
+        },
+        p150={},
+        p200={},
+    )
     backend = ProcfsBackend(str(tmp_path), live=False)
     assert backend.session_ids(None) == live
     assert {r[0]: r[1] for r in backend.process_records()} == live
@@ -321,14 +348,20 @@ def test_bulk_passes_skip_vanished_processes_and_keep_the_others(tmp_path: Path)
 
 
 def test_without_audit_the_bulk_passes_read_cgroups(tmp_path: Path) -> None:
-    tree(tmp_path, audit=False, p7={"cgroup": "0::/session-c2.scope\n", "comm": "sh\n"},
-         p8={"cgroup": "0::/system.slice/cron.service\n", "comm": "cron\n"})
+    tree(
+        tmp_path,
+        audit=False,
+        p7={"cgroup": "0::/session-c2.scope\n", "comm": "sh\n"},
+        p8={"cgroup": "0::/system.slice/cron.service\n", "comm": "cron\n"},
+    )
     (tmp_path / "notapid").mkdir()
     backend = ProcfsBackend(str(tmp_path), live=False)
     assert backend.session_ids(None) == {7: 2, 8: 0}
     # No audit: no loginuid to name a user.
     assert sorted(backend.process_records()) == [
-        record(tmp_path, 7, 2, "sh"), record(tmp_path, 8, 0, "cron")]
+        record(tmp_path, 7, 2, "sh"),
+        record(tmp_path, 8, 0, "cron"),
+    ]
 
 
 def test_session_ids_for_given_pids_leaves_missing_and_threads_out(thread_id: int) -> None:
@@ -387,8 +420,7 @@ def test_records_without_a_boot_time_leave_only_started_unknown(tmp_path: Path) 
         assert (type(err), err.winerror, err.errno, err.pid) == (SessionIdError, 13, None, None)
         assert f"no boot time (btime) in {tmp_path}/stat" in str(err)
         # Without "started" the boot time is not needed, and not read.
-        assert backend.process_records(frozenset({"comm"})) == [
-            ProcessRecord(7, 3, comm="a")]
+        assert backend.process_records(frozenset({"comm"})) == [ProcessRecord(7, 3, comm="a")]
     # A FIFO where /stat should be: read without waiting for a writer (empty: no btime).
     (tmp_path / "stat").unlink()
     os.mkfifo(tmp_path / "stat")
@@ -407,8 +439,9 @@ def test_records_without_a_boot_time_leave_only_started_unknown(tmp_path: Path) 
 
 
 def test_records_read_only_what_the_fields_need_and_fill_them_alike(tmp_path: Path) -> None:
-    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "loginuid": "0\n",
-                       "cmdline": b"sh\0-i\0"})
+    tree(
+        tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "loginuid": "0\n", "cmdline": b"sh\0-i\0"}
+    )
     backend = ProcfsBackend(str(tmp_path), live=False)
     whole = backend.process_records()
     assert whole == [record(tmp_path, 7, 3, "sh", luid=0, args="sh -i")]
@@ -420,7 +453,8 @@ def test_records_read_only_what_the_fields_need_and_fill_them_alike(tmp_path: Pa
     (tmp_path / "7" / "stat").unlink()
     (tmp_path / "7" / "cmdline").unlink()
     assert backend.process_records(frozenset({"comm", "login"})) == [
-        ProcessRecord(7, 3, luid=0, login=pwd.getpwuid(0).pw_name, comm="sh")]
+        ProcessRecord(7, 3, luid=0, login=pwd.getpwuid(0).pw_name, comm="sh")
+    ]
     assert backend.process_records(frozenset({"ppid"})) == []  # stat needed: gone
     # From its own file, a comm loses its newline, never its spaces (prctl may end
     # a name with a space, or any byte).
@@ -432,13 +466,23 @@ def test_records_read_only_what_the_fields_need_and_fill_them_alike(tmp_path: Pa
 # (major, minor) -> the name ps shows; the device numbers are encoded by the C
 # library (os.makedev), as the kernel writes them into stat's tty_nr.
 TTYS = [
-    ((136, 0), "pts/0"), ((136, 300), "pts/300"), ((137, 5), "pts/261"),
+    ((136, 0), "pts/0"),
+    ((136, 300), "pts/300"),
+    ((137, 5), "pts/261"),
     ((143, 1023), "pts/2815"),
-    ((4, 1), "tty1"), ((4, 63), "tty63"), ((4, 64), "ttyS0"), ((4, 65), "ttyS1"),
-    ((5, 1), "console"), ((5, 0), "tty"),  # one-minor drivers: the device itself
-    ((188, 0), "ttyUSB0"), ((188, 511), "ttyUSB511"), ((188, 512), "188:512"),
+    ((4, 1), "tty1"),
+    ((4, 63), "tty63"),
+    ((4, 64), "ttyS0"),
+    ((4, 65), "ttyS1"),
+    ((5, 1), "console"),
+    ((5, 0), "tty"),  # one-minor drivers: the device itself
+    ((188, 0), "ttyUSB0"),
+    ((188, 511), "ttyUSB511"),
+    ((188, 512), "188:512"),
     ((201, 0), "201:0"),  # its line names no /dev/ device: ignored
-    ((202, 1), "202:1"), ((203, 1), "203:1"), ((144, 2), "144:2"),
+    ((202, 1), "202:1"),
+    ((203, 1), "203:1"),
+    ((144, 2), "144:2"),
 ]
 DRIVERS = (
     b"/dev/tty             /dev/tty        5       0 system:/dev/tty\n"
@@ -514,9 +558,14 @@ def test_a_procfs_of_another_pid_namespace_is_refused(tmp_path: Path) -> None:
             backend.session_id(42)
         err = caught.value
         assert (type(err), err.pid, err.winerror, err.errno) == (
-            BackendUnavailableError, 42, 50, None)
+            BackendUnavailableError,
+            42,
+            50,
+            None,
+        )
         assert f"cannot answer for process 42: {tmp_path} belongs to another PID namespace" in str(
-            err)
+            err
+        )
         assert f"it shows this process as 1, os.getpid() is {own}" in str(err)
         assert "unshare --pid --fork --mount-proc" in str(err)
         for bulk in (lambda: backend.session_ids(None), backend.process_records):
@@ -524,7 +573,8 @@ def test_a_procfs_of_another_pid_namespace_is_refused(tmp_path: Path) -> None:
                 bulk()
             assert (listing.value.pid, listing.value.winerror) == (None, 50)
             assert f"cannot answer for any process but itself: {tmp_path} belongs" in str(
-                listing.value)
+                listing.value
+            )
     # The caller itself is "self" in any namespace: it still answers.
     assert backend.session_id(own) == 9
     # Not live: the tree is not this kernel's view, and nothing is checked.
@@ -652,8 +702,9 @@ def test_no_descriptor_left_for_the_listing(descriptors_left) -> None:  # type: 
 
 
 def test_no_descriptor_left_for_the_thread_check(descriptors_left) -> None:  # type: ignore[no-untyped-def]
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                             stdin=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         descriptors_left(1)  # sessionid opens; pidfd_open then fails EMFILE
         with pytest.raises(SessionIdError) as caught:
@@ -680,7 +731,11 @@ def test_a_listing_out_of_memory_is_said_so(
             bulk()
         err = caught.value
         assert (type(err), err.winerror, err.errno, err.pid) == (
-            SessionIdError, 8, errno.ENOMEM, None)
+            SessionIdError,
+            8,
+            errno.ENOMEM,
+            None,
+        )
         assert f"cannot list {tmp_path}: {os.strerror(errno.ENOMEM)}" in str(err)
 
 

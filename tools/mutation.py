@@ -106,6 +106,7 @@ def build_stage(stage: Path, reuse: bool) -> None:
 
 def write_config(stage: Path, files: list[str], tests: list[str]) -> None:
     """The repo's pyproject (pytest settings) plus a [tool.mutmut] for the stage."""
+
     def toml_list(items: list[str]) -> str:
         return "[" + ", ".join(json.dumps(item) for item in items) + "]"
 
