@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from .._records import ProcessRecord
 
 AUDIT_UNSET = 4294967295
-# The kernel's hard ceiling for PIDs (PID_MAX_LIMIT, include/linux/threads.h);
-# anything above names no process, so it is refused without a syscall.
+# The kernel's hard ceiling for pid_max (PID_MAX_LIMIT, include/linux/threads.h):
+# PIDs are allocated below pid_max, so this and anything above names no
+# process, and is refused without a syscall.
 PID_MAX_LIMIT = 4194304
 _DWORD_DIGITS = 10
 # One process's files: never follow a symlink (procfs has none there) and
@@ -153,7 +154,7 @@ class ProcfsBackend:
     # below let OSError through, or raise the library's errors for what
     # only they know (a thread id, malformed content).
     def session_id(self, pid: int) -> int:
-        if pid == 0 or pid > PID_MAX_LIMIT:
+        if pid == 0 or pid >= PID_MAX_LIMIT:
             # PID 0 is the idle task, never a process; higher PIDs cannot exist.
             raise not_found(pid, "no such process", ESRCH)
         entry = str(pid)

@@ -167,7 +167,7 @@ def test_a_thread_id_is_not_a_process(thread_id: int) -> None:
         ProcfsBackend(live=False).session_id(thread_id)
 
 
-@pytest.mark.parametrize("pid", [0, PID_MAX_LIMIT + 1, 2**31, 2**32 - 1])
+@pytest.mark.parametrize("pid", [0, PID_MAX_LIMIT, PID_MAX_LIMIT + 1, 2**31, 2**32 - 1])
 def test_impossible_pids_answer_87_without_touching_procfs(tmp_path: Path, pid: int) -> None:
     # An empty proc_root: any filesystem access would report "no procfs".
     with pytest.raises(s.ProcessNotFoundError):
