@@ -186,7 +186,7 @@ OTHER_SESSION = 4242
 
 @st.composite
 def trees(draw: st.DrawFn) -> Tree:
-    pid = draw(st.one_of(st.integers(1, 400), st.integers(1, PID_MAX_LIMIT)))
+    pid = draw(st.one_of(st.integers(1, 400), st.integers(1, PID_MAX_LIMIT - 1)))
     other = draw(st.integers(1, PID_MAX_LIMIT).filter(lambda n: n != pid))
     own_tgid = str(pid).encode()
     tgid = st.one_of(
