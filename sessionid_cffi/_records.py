@@ -12,8 +12,6 @@ At run time the classes are built here by hand, the way
 whose budget is counted in milliseconds.
 """
 
-from __future__ import annotations
-
 # _operator, not operator: operator.py adds ~0.24 ms of import (-X importtime)
 # to every `sessionid ps`, whose budget is 0.5x ps (benchmarks: sessionid_ps).
 from _operator import itemgetter
@@ -92,14 +90,14 @@ _SESSION_FIELDS = (
 )
 
 
-def _named_tuple(name: str, doc: str, fields: tuple[tuple[str, str], ...], required: int) -> Any:
+def _named_tuple(name: str, doc: str, fields: tuple[tuple[str, str], ...], required: int) -> "Any":
     """A tuple subclass with named, read-only fields: what
     ``collections.namedtuple`` makes, for the API these records promise.
     Fields after the first ``required`` ones default to None."""
     names = tuple(field for field, _ in fields)
     count = len(names)
 
-    def new(cls: type, *values: object, **named: object) -> Any:
+    def new(cls: type, *values: object, **named: object) -> "Any":
         if len(values) > count:
             raise TypeError(f"{name}() takes at most {count} values, got {len(values)}")
         row = list(values) + [None] * (count - len(values))
@@ -116,7 +114,7 @@ def _named_tuple(name: str, doc: str, fields: tuple[tuple[str, str], ...], requi
             raise TypeError(f"{name}() is missing {', '.join(missing)}")
         return tuple.__new__(cls, row)
 
-    def _make(cls: type, iterable: Iterable[object]) -> Any:
+    def _make(cls: type, iterable: "Iterable[object]") -> "Any":
         row = tuple(iterable)
         if len(row) != count:
             raise TypeError(f"{name} takes {count} values, got {len(row)}")
@@ -125,7 +123,7 @@ def _named_tuple(name: str, doc: str, fields: tuple[tuple[str, str], ...], requi
     def _asdict(self: tuple[object, ...]) -> dict[str, object]:
         return dict(zip(names, self, strict=True))
 
-    def _replace(self: tuple[object, ...], **changes: object) -> Any:
+    def _replace(self: tuple[object, ...], **changes: object) -> "Any":
         row = _asdict(self)
         for key in changes:
             if key not in row:
