@@ -342,18 +342,20 @@ class ProcfsBackend:
             return answers_for(self.session_id, pids)
         return self._scan()
 
-    def _open_root(self) -> tuple[int, list[str]]:
+    def _open_root(self) -> tuple[int, list[bytes]]:
         """A descriptor of the procfs root and its entries. Files are then
         opened relative to it: the kernel walks ``<pid>/<file>`` instead of
-        the whole path, which makes a pass as fast as a C loop. A procfs of
-        another PID namespace is refused: its entries are not our PIDs."""
+        the whole path, which makes a pass as fast as a C loop. Entries are
+        bytes, as the kernel gives them: str paths cost an encoding a call
+        (~0.2 us of ~4 us an open). A procfs of another PID namespace is
+        refused: its entries are not our PIDs."""
         root = self.proc_root
         if self.live and os.getpid() != self._namespace_checked_for:
             self._check_pid_namespace(None, os.getpid())
         root_fd = -1
         try:
             root_fd = os.open(root, _O_DIRECTORY)
-            return root_fd, os.listdir(root_fd)
+            return root_fd, os.listdir(os.fsencode(root))
         except OSError as err:
             if root_fd >= 0:
                 os.close(root_fd)
@@ -364,7 +366,7 @@ class ProcfsBackend:
         thread ids, so no thread check is needed. A process that exits or
         is hidden from us between the listing and the read is left out."""
         root_fd, names = self._open_root()
-        name = ""
+        name = b""
         try:
             if not self._has_audit():
                 return self.session_ids([int(n) for n in names if n.isdigit()])
@@ -378,7 +380,7 @@ class ProcfsBackend:
             for name in names:
                 if not name.isdigit():
                     continue
-                path = name + "/sessionid"
+                path = name + b"/sessionid"
                 try:
                     fd = op(path, _O_FILE, dir_fd=root_fd)
                     try:
@@ -390,7 +392,7 @@ class ProcfsBackend:
                 pid = int(name)
                 session = parsed.get(data)
                 if session is None:
-                    session = parsed[data] = parse_sessionid(pid, path, data)
+                    session = parsed[data] = parse_sessionid(pid, os.fsdecode(path), data)
                 found[pid] = session
             return found
         except SessionIdError:
@@ -398,7 +400,8 @@ class ProcfsBackend:
         except OSError as err:
             # Any other failure to read an entry (no descriptor left, ...)
             # is said as such: never a silently shorter table.
-            raise error_from_oserror(int(name), err, f"{self.proc_root}/{name}/sessionid") from err
+            where = f"{self.proc_root}/{os.fsdecode(name)}/sessionid"
+            raise error_from_oserror(int(name), err, where) from err
         finally:
             os.close(root_fd)
 
@@ -435,7 +438,7 @@ class ProcfsBackend:
         need_login = not wanted.isdisjoint(("luid", "login"))
         need_args = "args" in wanted
         audit = self._has_audit()
-        session_file, session_size = ("/sessionid", 64) if audit else ("/cgroup", 65536)
+        session_file, session_size = (b"/sessionid", 64) if audit else (b"/cgroup", 65536)
         parse = parse_sessionid if audit else parse_cgroup
         root_fd, names = self._open_root()
         logins: dict[int, tuple[int | None, str | None]] = {0: (None, None)}
@@ -457,19 +460,20 @@ class ProcfsBackend:
                 except _GONE:
                     continue
                 except OSError as err:
-                    raise error_from_oserror(int(name), err, f"{self.proc_root}/{path}") from err
+                    where = f"{self.proc_root}/{os.fsdecode(path)}"
+                    raise error_from_oserror(int(name), err, where) from err
                 pid = int(name)
                 ppid = uid = user = tty = comm = args = started = None
                 try:
                     if need_stat:
                         ppid, tty_nr, ticks, comm = _parse_stat(
-                            pid, _read_at(root_fd, name + "/stat", 1024)
+                            pid, _read_at(root_fd, name + b"/stat", 1024)
                         )
                         tty = _tty_name(tty_nr, self.proc_root) if tty_nr else None
                         if clock is not None:
                             started = clock.time_of(ticks)
                     elif need_comm:
-                        comm = _text(_read_at(root_fd, name + "/comm", 64).rstrip(b"\n"))
+                        comm = _text(_read_at(root_fd, name + b"/comm", 64).rstrip(b"\n"))
                     if need_owner:
                         # The directory, never a file in it: see the docstring.
                         uid = st(name, dir_fd=root_fd).st_uid
@@ -478,15 +482,15 @@ class ProcfsBackend:
                         else:
                             user = user_names[uid] = _passwd_name(uid)
                     if need_args:
-                        args = _args_text(_read_all_at(root_fd, name + "/cmdline"))
+                        args = _args_text(_read_all_at(root_fd, name + b"/cmdline"))
                     data = rd(first, session_size)  # last: see the docstring
                     session = parsed.get(data)
                     if session is None:
-                        session = parsed[data] = parse(pid, path, data)
+                        session = parsed[data] = parse(pid, os.fsdecode(path), data)
                     if need_login and session not in logins:
                         luid = None
                         if audit:
-                            luid = _login_uid(pid, _read_at(root_fd, name + "/loginuid", 64))
+                            luid = _login_uid(pid, _read_at(root_fd, name + b"/loginuid", 64))
                             if os.pread(first, session_size, 0) != data:
                                 continue  # changed login meanwhile: not one consistent record
                         logins[session] = (luid, None if luid is None else _passwd_name(luid))
@@ -495,7 +499,8 @@ class ProcfsBackend:
                 except SessionIdError:
                     raise  # malformed content (13): already the library's error
                 except OSError as err:
-                    raise error_from_oserror(pid, err, f"{self.proc_root}/{name}") from err
+                    where = f"{self.proc_root}/{os.fsdecode(name)}"
+                    raise error_from_oserror(pid, err, where) from err
                 finally:
                     cl(first)
                 luid, login = logins[session] if need_login else (None, None)
@@ -528,7 +533,7 @@ def _open_nonblocking(path: str, flags: int) -> int:
 # -- helpers of process_records ---------------------------------------------
 
 
-def _read_at(root_fd: int, path: str, size: int) -> bytes:
+def _read_at(root_fd: int, path: bytes, size: int) -> bytes:
     """One read of a small procfs file (procfs answers these in full)."""
     fd = os.open(path, _O_FILE, dir_fd=root_fd)
     try:
@@ -541,7 +546,7 @@ def _read_at(root_fd: int, path: str, size: int) -> bytes:
 _ARGS_LIMIT = 1 << 17
 
 
-def _read_all_at(root_fd: int, path: str) -> bytes:
+def _read_all_at(root_fd: int, path: bytes) -> bytes:
     fd = os.open(path, _O_FILE, dir_fd=root_fd)
     try:
         chunks, size = [os.read(fd, 4096)], 0

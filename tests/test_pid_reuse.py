@@ -86,7 +86,9 @@ def names(name, args, pid):
     # Whether a step works on process `pid`: a path of it, or pidfd_open(pid).
     if name == "pidfd_open":
         return args[0] == pid
-    return any(isinstance(a, str) and (f"/{pid}/" in a or a.startswith(f"{pid}/")) for a in args)
+    # (The backend passes paths as bytes, as the kernel lists them.)
+    paths = [os.fsdecode(a) for a in args if isinstance(a, (str, bytes))]
+    return any(f"/{pid}/" in a or a.startswith(f"{pid}/") for a in paths)
 
 
 QUERIES = {
