@@ -356,16 +356,16 @@ def main(argv: list[str]) -> int:
                 'C loop: open("/proc/<pid>/sessionid") per process',
             )
 
-            # 3. whole processes, interleaved. The console script that pip
-            # writes imports re before our code; the same script without
-            # that line shows what the wrapper costs.
-            plain_wrapper = Path(tmp, "sessionid_without_re")
-            plain_wrapper.write_text(
+            # 3. whole processes, interleaved. The console script ends the
+            # process without finalizing the interpreter (_cli.run); the same
+            # command through main() and sys.exit shows what that saves.
+            with_teardown = Path(tmp, "sessionid_with_teardown")
+            with_teardown.write_text(
                 "import sys\nfrom sessionid_cffi._cli import main\nsys.exit(main())\n"
             )
             commands = {
                 "python_m_ps": [python, "-m", "sessionid_cffi", "ps"],
-                "wrapper_without_re_ps": [python, str(plain_wrapper), "ps"],
+                "with_teardown_ps": [python, str(with_teardown), "ps"],
                 "ps": ["ps", "-eo", "pid,sess,luid,user,comm"],
                 "ps_sessions": ["ps", "-eo", "pid,luid,user,tty,lstart,comm"],
                 "sessionid_ps": [script, "ps"],
@@ -425,11 +425,11 @@ def main(argv: list[str]) -> int:
                 "ps -eo pid,sess,luid,user,comm",
             )
             record(
-                "ps_wrapper_without_re",
-                samples["wrapper_without_re_ps"],
+                "sessionid_ps_with_teardown",
+                samples["with_teardown_ps"],
                 samples["ps"],
                 None,
-                "sessionid ps through a wrapper without `import re`",
+                "sessionid ps ending with sys.exit (interpreter finalized)",
                 "ps -eo pid,sess,luid,user,comm",
             )
     finally:

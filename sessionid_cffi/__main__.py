@@ -1,7 +1,5 @@
 """``python -m sessionid_cffi``: the ``sessionid`` command."""
 
-import sys
+from ._cli import run
 
-from ._cli import main
-
-sys.exit(main())
+run()

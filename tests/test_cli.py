@@ -433,6 +433,60 @@ def test_a_reader_that_leaves_early_is_not_an_error_message() -> None:
 
 
 @linux_only
+@pytest.mark.parametrize("into", ["pipe", "file"])
+def test_the_console_script_writes_everything_before_it_ends_the_process(
+    into: str, tmp_path: Path
+) -> None:
+    # The installed `sessionid` ends with os._exit (no interpreter teardown):
+    # every byte must be out first. A child whose one argument is 100 KB (more
+    # than a pipe or the io buffers hold) must show up whole, as written here,
+    # and a line that fits in the buffers (which only a flush sends) too.
+    script = Path(sys.executable).with_name("sessionid")
+    # Buffered, as by default: PYTHONUNBUFFERED would write through and hide a lost flush.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    argument = "x" * 100_000
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()", argument], stdin=subprocess.PIPE
+    )
+    try:
+        out_file = tmp_path / "out.txt"
+        with out_file.open("w") as sink:
+            done = subprocess.run(
+                [str(script), "ps", "-o", "pid,args", "--no-header", "-p", str(child.pid)],
+                stdout=subprocess.PIPE if into == "pipe" else sink,
+                env=env,
+                text=True,
+                timeout=120,
+                cwd=NEUTRAL,
+            )
+        text = done.stdout if into == "pipe" else out_file.read_text()
+        assert done.returncode == 0
+        pid, args = text.split(None, 1)
+        assert int(pid) == child.pid
+        assert args == f"{sys.executable} -c import sys; sys.stdin.read() {argument}\n"
+        with out_file.open("w") as sink:
+            short = subprocess.run(
+                [str(script), "ps", "-o", "pid", "--no-header", "-p", str(child.pid)],
+                stdout=subprocess.PIPE if into == "pipe" else sink,
+                env=env,
+                text=True,
+                timeout=120,
+                cwd=NEUTRAL,
+            )
+        text = short.stdout if into == "pipe" else out_file.read_text()
+        assert (short.returncode, text) == (0, f"{child.pid}\n")
+        # ... and the status survives too: a selection that matches nothing is 1.
+        child.communicate(b"")
+        gone = subprocess.run(
+            [str(script), "ps", "-p", str(child.pid)], capture_output=True, timeout=120, cwd=NEUTRAL
+        )
+        assert gone.returncode == 1
+    finally:
+        child.kill()
+        child.wait()
+
+
+@linux_only
 def test_columns_are_aligned_on_a_terminal() -> None:
     import pty
 
