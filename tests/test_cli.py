@@ -444,43 +444,35 @@ def test_the_console_script_writes_everything_before_it_ends_the_process(
     script = Path(sys.executable).with_name("sessionid")
     # Buffered, as by default: PYTHONUNBUFFERED would write through and hide a lost flush.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    out_file = tmp_path / "out.txt"
+
+    def sessionid(*args: str) -> tuple[int, str]:
+        with out_file.open("w") as sink:
+            done = subprocess.run(
+                [str(script), *args],
+                stdout=subprocess.PIPE if into == "pipe" else sink,
+                env=env,
+                text=True,
+                timeout=120,
+                cwd=NEUTRAL,
+            )
+        return done.returncode, done.stdout if into == "pipe" else out_file.read_text()
+
     argument = "x" * 100_000
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.read()", argument], stdin=subprocess.PIPE
     )
     try:
-        out_file = tmp_path / "out.txt"
-        with out_file.open("w") as sink:
-            done = subprocess.run(
-                [str(script), "ps", "-o", "pid,args", "--no-header", "-p", str(child.pid)],
-                stdout=subprocess.PIPE if into == "pipe" else sink,
-                env=env,
-                text=True,
-                timeout=120,
-                cwd=NEUTRAL,
-            )
-        text = done.stdout if into == "pipe" else out_file.read_text()
-        assert done.returncode == 0
+        status, text = sessionid("ps", "-o", "pid,args", "--no-header", "-p", str(child.pid))
+        assert status == 0
         pid, args = text.split(None, 1)
         assert int(pid) == child.pid
         assert args == f"{sys.executable} -c import sys; sys.stdin.read() {argument}\n"
-        with out_file.open("w") as sink:
-            short = subprocess.run(
-                [str(script), "ps", "-o", "pid", "--no-header", "-p", str(child.pid)],
-                stdout=subprocess.PIPE if into == "pipe" else sink,
-                env=env,
-                text=True,
-                timeout=120,
-                cwd=NEUTRAL,
-            )
-        text = short.stdout if into == "pipe" else out_file.read_text()
-        assert (short.returncode, text) == (0, f"{child.pid}\n")
+        short = sessionid("ps", "-o", "pid", "--no-header", "-p", str(child.pid))
+        assert short == (0, f"{child.pid}\n")
         # ... and the status survives too: a selection that matches nothing is 1.
         child.communicate(b"")
-        gone = subprocess.run(
-            [str(script), "ps", "-p", str(child.pid)], capture_output=True, timeout=120, cwd=NEUTRAL
-        )
-        assert gone.returncode == 1
+        assert sessionid("ps", "-p", str(child.pid))[0] == 1
     finally:
         child.kill()
         child.wait()
