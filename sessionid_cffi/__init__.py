@@ -58,7 +58,7 @@ __version__ = "0.1.0"
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from types import TracebackType
+    from types import ModuleType, TracebackType
     from typing import Generic as _Generic
     from typing import SupportsIndex, TypeVar
 
@@ -370,19 +370,29 @@ def processes_in_session(session_id: "SupportsIndex") -> list[int]:
     return sorted(pid for pid, session in table.items() if session == wanted)
 
 
+def _record_types() -> "ModuleType":
+    """The record types' module, imported at the first listing (a single
+    query need not pay its ~0.2 ms). An import opens a file: with no
+    descriptor or memory left that is the listing's error (4 or 8), never
+    a bare OSError."""
+    try:
+        from . import _records
+    except OSError as err:
+        raise error_from_oserror(None, err, "load sessionid_cffi's record types") from err
+    return _records
+
+
 def _checked_fields(fields: "Iterable[str] | None") -> "frozenset[str] | None":
     if fields is None:
         return None
     if isinstance(fields, (str, bytes)):
         raise TypeError("fields must be an iterable of field names, not a string")
-    from ._records import RECORD_FIELDS
-
+    known = _record_types().RECORD_FIELDS
     wanted = frozenset(fields)
-    unknown = wanted.difference(RECORD_FIELDS)
+    unknown = wanted.difference(known)
     if unknown:
         raise ValueError(
-            f"unknown record fields {sorted(map(str, unknown))}; "
-            f"choose from: {', '.join(RECORD_FIELDS)}"
+            f"unknown record fields {sorted(map(str, unknown))}; choose from: {', '.join(known)}"
         )
     return wanted
 
@@ -399,15 +409,14 @@ def process_records(fields: "Iterable[str] | None" = None) -> "list[ProcessRecor
     without ``process_records`` (it is optional) gives ``pid`` and
     ``session_id`` only. ValueError names an unknown field.
     """
-    from ._records import ProcessRecord
-
+    record_type = _record_types().ProcessRecord
     wanted = _checked_fields(fields)
     backend = get_backend()
     records = getattr(backend, "process_records", None)
     if records is not None:
         listed: list[ProcessRecord] = records(wanted)
         return listed
-    return [ProcessRecord(pid, session) for pid, session in backend.session_ids(None).items()]
+    return [record_type(pid, session) for pid, session in backend.session_ids(None).items()]
 
 
 #: What sessions() reads of each process.
@@ -419,7 +428,7 @@ def sessions() -> "list[SessionInfo]":
     view), in ascending order of ``session_id``: each session that has a
     process the caller may inspect, and on Windows also those that
     ``WTSEnumerateSessionsW`` lists with no visible process."""
-    from ._records import SessionInfo
+    info_type = _record_types().SessionInfo
 
     backend = get_backend()
     own = getattr(backend, "session_infos", None)
@@ -448,7 +457,7 @@ def sessions() -> "list[SessionInfo]":
         first = members[0]
         tty = next((record.tty for record in members if record.tty is not None), None)
         listed.append(
-            SessionInfo(
+            info_type(
                 session,
                 None if session == 0 else first.luid,
                 None if session == 0 else first.login,

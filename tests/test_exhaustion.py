@@ -155,6 +155,50 @@ def test_current_session_with_no_descriptor_left() -> None:
     assert s.current_session_id() == truth
 
 
+# A fresh interpreter: the record types are imported at its first listing,
+# and that import needs a descriptor of its own. Then the same calls answer.
+FIRST_LISTING = r"""
+import errno, json, os, resource, sys
+import sessionid_cffi as s
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+lowest_free = os.open(os.devnull, os.O_RDONLY)
+os.close(lowest_free)
+got = {}
+for name, call in [("process_records", s.process_records), ("sessions", s.sessions)]:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+    try:
+        call()
+        got[name] = "answered"
+    except s.SessionIdError as err:
+        got[name] = [err.winerror, err.errno, "descriptor" in str(err)]
+    except BaseException as err:
+        got[name] = repr(err)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+got["afterwards"] = os.getpid() in {record.pid for record in s.process_records()}
+print(json.dumps(got))
+"""
+
+
+@needs_rlimit
+def test_the_first_listing_with_no_descriptor_left_says_so() -> None:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_LISTING], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    said = [4, errno.EMFILE, True]
+    assert json.loads(done.stdout) == {
+        "process_records": said,
+        "sessions": said,
+        "afterwards": True,
+    }
+
+
 @needs_rlimit
 def test_bulk_walk_with_no_descriptor_left_says_so() -> None:
     with descriptors_left(0):
