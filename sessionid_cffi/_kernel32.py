@@ -29,6 +29,10 @@ NO_CONSOLE_SESSION = 0xFFFFFFFF
 WTS_CURRENT_SERVER_HANDLE = ffi.NULL
 # Seconds from 1601-01-01 (FILETIME's epoch) to 1970-01-01.
 _FILETIME_TO_POSIX = 11644473600
+ERROR_INSUFFICIENT_BUFFER = 122
+# LookupAccountSidW's buffers, in characters: account names have at most 256
+# (UNLEN), domain names less; a longer answer is asked once more at its size.
+_ACCOUNT_CHARS = 257
 
 kernel32 = ffi.dlopen("kernel32.dll")
 # Bound once: looking a function up on the library object costs a lookup per call.
@@ -54,6 +58,7 @@ class Kernel32Backend:
 
     def __init__(self) -> None:
         self._wtsapi32: Any = None
+        self._advapi32: Any = None
 
     def __repr__(self) -> str:
         return "Kernel32Backend()"
@@ -88,17 +93,48 @@ class Kernel32Backend:
             self._wtsapi32 = ffi.dlopen("wtsapi32.dll")
         return self._wtsapi32
 
-    def _enumerate(self) -> list[tuple[int, int, str | None]]:
-        """``(pid, session, process name)`` of every process, from one
+    def _account_name(self, sid: Any, names: dict[bytes, str | None]) -> str | None:
+        """The account name of ``sid`` (``SYSTEM``, ``alice``) without its
+        domain, as WTSUserName names a session's user; None for a NULL SID
+        or one that no account maps to. ``names`` keeps the answers by the
+        SID's bytes: LookupAccountSidW may ask the LSA, a round trip each."""
+        if sid == ffi.NULL:
+            return None
+        if self._advapi32 is None:
+            self._advapi32 = ffi.dlopen("advapi32.dll")
+        advapi32 = self._advapi32
+        key = bytes(ffi.buffer(sid, advapi32.GetLengthSid(sid)))
+        if key not in names:
+            names[key] = None
+            sizes = (_ACCOUNT_CHARS, _ACCOUNT_CHARS)
+            for _attempt in range(2):
+                name, domain = ffi.new("WCHAR[]", sizes[0]), ffi.new("WCHAR[]", sizes[1])
+                name_size, domain_size = ffi.new("DWORD *", sizes[0]), ffi.new("DWORD *", sizes[1])
+                use = ffi.new("SID_NAME_USE *")
+                if advapi32.LookupAccountSidW(
+                    ffi.NULL, sid, name, name_size, domain, domain_size, use
+                ):
+                    names[key] = str(ffi.string(name)) or None
+                    break
+                if ffi.getwinerror()[0] != ERROR_INSUFFICIENT_BUFFER:
+                    break  # ERROR_NONE_MAPPED (1332) and the like: no name
+                sizes = (name_size[0], domain_size[0])
+        return names[key]
+
+    def _enumerate(self, owners: bool = False) -> list[tuple[int, int, str | None, str | None]]:
+        """``(pid, session, process name, owner)`` of every process, from one
         WTSEnumerateProcessesW call; the idle process (PID 0, which
         ProcessIdToSessionId refuses) is left out. Each entry is one
-        process of one snapshot, so its fields never mix processes."""
+        process of one snapshot, so its fields never mix processes. The
+        owner (the account name of the entry's user SID) is looked up only
+        when ``owners`` asks for it, else None."""
         wtsapi32 = self._wtsapi()
         table = ffi.new("PWTS_PROCESS_INFOW *")
         count = ffi.new("DWORD *")
         if not wtsapi32.WTSEnumerateProcessesW(WTS_CURRENT_SERVER_HANDLE, 0, 1, table, count):
             code, message = ffi.getwinerror()
             raise SessionIdError(None, code, f"WTSEnumerateProcessesW failed: {message}", None)
+        names: dict[bytes, str | None] = {}
         try:
             entries = table[0]
             found = []
@@ -107,9 +143,14 @@ class Kernel32Backend:
                 pid = int(entry.ProcessId)
                 if pid == 0:
                     continue
-                name = entry.pProcessName
+                image = entry.pProcessName
                 found.append(
-                    (pid, int(entry.SessionId), ffi.string(name) if name != ffi.NULL else None)
+                    (
+                        pid,
+                        int(entry.SessionId),
+                        ffi.string(image) if image != ffi.NULL else None,
+                        self._account_name(entry.pUserSid, names) if owners else None,
+                    )
                 )
         finally:
             wtsapi32.WTSFreeMemory(table[0])
@@ -121,7 +162,7 @@ class Kernel32Backend:
         exited process whose handle is still held (which the enumeration no
         longer lists) and PID+1..+3 answer exactly as they do one by one."""
         if pids is None:
-            return {pid: session for pid, session, _name in self._enumerate()}
+            return {pid: session for pid, session, _name, _owner in self._enumerate()}
         return answers_for(self.session_id, pids)
 
     def session_user(self, session: int) -> str | None:
@@ -184,21 +225,30 @@ class Kernel32Backend:
     def process_records(self, fields: frozenset[str] | None = None) -> list[ProcessRecord]:
         """A ``ProcessRecord`` per process from one WTSEnumerateProcessesW
         call: ``comm`` is the image name Windows reports (``python.exe``),
-        ``login`` the user of its session (WTSQuerySessionInformationW,
-        asked once a session), ``tty`` its session's WinStation name. Windows
-        has no uid, ppid, args or start time here: those are None. ``fields``
-        is a hint; everything is read in one call anyway."""
+        ``user`` the account name of the process's owner (its user SID, as
+        ``LookupAccountSidW`` names it, without the domain; None where no
+        account maps to it), ``login`` the user of its session
+        (WTSQuerySessionInformationW, asked once a session), ``tty`` its
+        session's WinStation name. Windows has no uid, ppid, args or start
+        time here: those are None. Of ``fields`` only the owner matters:
+        it is looked up only when ``user`` (or everything) is asked for."""
         from ._records import ProcessRecord
 
+        owners = fields is None or "user" in fields
         users: dict[int, str | None] = {}
         stations = self._station_names()
         records: list[ProcessRecord] = []
-        for pid, session, name in self._enumerate():
+        for pid, session, name, owner in self._enumerate(owners):
             if session not in users:
                 users[session] = self.session_user(session)
             records.append(
                 ProcessRecord(
-                    pid, session, login=users[session], tty=stations.get(session), comm=name
+                    pid,
+                    session,
+                    user=owner,
+                    login=users[session],
+                    tty=stations.get(session),
+                    comm=name,
                 )
             )
         return records
@@ -211,7 +261,7 @@ class Kernel32Backend:
         from ._records import SessionInfo
 
         counts: dict[int, int] = {}
-        for _pid, session, _name in self._enumerate():
+        for _pid, session, _name, _owner in self._enumerate():
             counts[session] = counts.get(session, 0) + 1
         stations = self._station_names()
         console = self.console_session_id()

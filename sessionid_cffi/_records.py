@@ -58,7 +58,11 @@ _PROCESS_FIELDS = (
     ("session_id", "Its login session, as ``process_id_to_session_id(pid)`` answers."),
     ("ppid", "The parent's PID (Linux; None on Windows)."),
     ("uid", "The owner, that is the effective uid, as ``ps -o uid`` shows it (Linux)."),
-    ("user", "The owner's name, None where passwd has no entry (``uid`` still says who)."),
+    (
+        "user",
+        "The owner's name, None where passwd has no entry (``uid`` still says who);"
+        " Windows: the account name of the process's user SID, without the domain.",
+    ),
     ("luid", "The login uid of its session (Linux ``loginuid``; None where unset)."),
     ("login", "The name of ``luid``, or None (Windows: the user of its session)."),
     ("tty", "Controlling terminal (``pts/3``), or None."),

@@ -466,6 +466,37 @@ def test_windows_bulk_lists_this_process() -> None:
         assert info.since <= time.time()
 
 
+# A Windows child that reports the account it runs as from the inside
+# (GetUserNameW: its own token's user), then waits for stdin to close.
+WHO_AM_I = r"""
+import ctypes, sys
+size = ctypes.c_ulong(257)
+name = ctypes.create_unicode_buffer(size.value)
+assert ctypes.WinDLL("advapi32").GetUserNameW(name, ctypes.byref(size))
+print(name.value, flush=True)
+sys.stdin.read()
+"""
+
+
+@windows_only
+def test_windows_owner_is_the_account_the_process_reports_itself() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", WHO_AM_I],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        reported = child.stdout.readline().strip()  # type: ignore[union-attr]
+        assert reported
+        owners = {r.pid: r.user for r in s.process_records(["user"])}
+        assert owners[child.pid] == reported
+        # The owner is looked up only when asked for: a hint, kept.
+        assert {r.pid: r.user for r in s.process_records(["comm"])}[child.pid] is None
+    finally:
+        child.communicate("")
+
+
 def under_wine() -> bool:
     import ctypes
 

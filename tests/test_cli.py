@@ -68,6 +68,19 @@ def name_of(uid: int) -> str | None:
         return None
 
 
+def own_account() -> str | None:
+    """This process's user name as the system tells it to the process
+    itself: the effective uid's passwd name, or on Windows GetUserNameW."""
+    if sys.platform != "win32":
+        return name_of(os.geteuid())
+    import ctypes
+
+    size = ctypes.c_ulong(257)
+    name = ctypes.create_unicode_buffer(size.value)
+    assert ctypes.WinDLL("advapi32").GetUserNameW(name, ctypes.byref(size))  # type: ignore[attr-defined]
+    return name.value
+
+
 def width(text: str) -> int:
     """Display columns, as a terminal draws them."""
     return sum(
@@ -156,8 +169,7 @@ def test_ps_json_lists_this_process_sorted_by_session_then_pid() -> None:
     assert len({p["pid"] for p in processes}) == len(processes)
     mine = {p["pid"]: p for p in processes}[os.getpid()]
     assert mine["session_id"] == s.current_session_id()
-    if sys.platform != "win32":  # Windows: no owner in this listing (null)
-        assert mine["user"] == name_of(os.geteuid())
+    assert mine["user"] == own_account()
 
 
 def test_ps_plain_is_a_header_and_space_aligned_rows() -> None:

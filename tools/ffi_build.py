@@ -92,6 +92,16 @@ BOOL WINAPI WTSQuerySessionInformationW(HANDLE hServer, DWORD SessionId,
                                         WTS_INFO_CLASS WTSInfoClass,
                                         LPWSTR *ppBuffer, DWORD *pBytesReturned);
 void WINAPI WTSFreeMemory(PVOID pMemory);
+
+/* winbase.h, securitybaseapi.h (advapi32.dll): a process owner's account name */
+typedef const WCHAR *LPCWSTR;
+typedef enum _SID_NAME_USE {
+    SidTypeUser = 1
+} SID_NAME_USE, *PSID_NAME_USE;
+BOOL WINAPI LookupAccountSidW(LPCWSTR lpSystemName, PSID Sid, LPWSTR Name, DWORD *cchName,
+                              LPWSTR ReferencedDomainName, DWORD *cchReferencedDomainName,
+                              PSID_NAME_USE peUse);
+DWORD WINAPI GetLengthSid(PSID pSid);
 """
 
 MODULE = Path(__file__).resolve().parent.parent / "sessionid_cffi" / "_generated_ffi.py"
