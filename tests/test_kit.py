@@ -33,6 +33,7 @@ from sessionid_cffi.testing import (
     ContractViolation,
     ModelBackend,
     check_contract,
+    contract,
     fake_sessions,
 )
 from sessionid_cffi.testing._worlds import LiveWorld, own_session_from_inside
@@ -501,6 +502,44 @@ def test_small_models_without_the_caller_keep_the_contract(model: ModelBackend) 
     """Tiny tables, where an empty one or an unusable stand-in is likely."""
     assert model.processes()
     check_contract(model, rules=["C1", "C2", "C7"])
+
+
+@pytest.mark.parametrize(
+    ("spans", "overlapping"),
+    [
+        ([(0, 1, 7), (2, 3, 8), (4, 5, 7)], 0),  # one after another
+        ([(0, 3, 7), (1, 2, 8)], 1),  # 8's query inside 7's
+        ([(0, 5, 7), (1, 2, 8), (3, 4, 8)], 2),
+        ([(0, 2, 7), (1, 4, 8), (3, 5, 7)], 2),  # interleaved both ways
+        ([(0, 9, 7), (1, 2, 7), (3, 4, 7)], 0),  # one thread: nothing at once
+    ],
+)
+def test_c11_counts_queries_that_began_while_another_threads_was_under_way(
+    spans: list[tuple[int, int, int]], overlapping: int
+) -> None:
+    """The clock readings C11 takes around each query, made by hand: the
+    count is what the spans say, whatever order they come in."""
+    assert contract._overlapping(spans) == overlapping
+    assert contract._overlapping(spans[::-1]) == overlapping
+
+
+def test_c11_is_not_checked_when_the_threads_never_ran_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stand-in for a machine so busy that every round ran the threads one
+    after another (not reproducible on demand): C11 must then say it
+    checked nothing, never that the backend kept it."""
+    rounds: list[int] = []
+
+    def one_after_another(backend: object, targets: dict[int, int], wrong: list[str]) -> int:
+        rounds.append(len(targets))
+        return 0
+
+    monkeypatch.setattr(contract, "_ask_at_once", one_after_another)
+    report = check_contract(ModelBackend(_scene(), denied=[OWN + 2000]), rules=["C1", "C11"])
+    assert report.kept == ["C1"]
+    assert "never overlapped" in report.skipped["C11"]
+    assert len(rounds) == contract.CONCURRENT_ROUNDS
 
 
 def test_check_contract_acts_from_a_usable_pid_when_the_caller_is_absent() -> None:
