@@ -463,6 +463,23 @@ def test_records_read_only_what_the_fields_need_and_fill_them_alike(tmp_path: Pa
         assert [r.comm for r in backend.process_records(frozenset({"comm"}))] == [comm]
 
 
+def test_args_are_read_to_about_128_kib_then_cut(tmp_path: Path) -> None:
+    """A command line holds up to ARG_MAX (megabytes); the records read it
+    up to the documented limit (``_ARGS_LIMIT``, 128 KiB, plus at most one
+    more read) and keep what was read, in order: a cut, never the whole of a
+    huge one, never a reordered or short one."""
+    from sessionid_cffi.emulation.procfs import _ARGS_LIMIT
+
+    words = [b"w%06d" % i for i in range(40_000)]  # 320 KB with the NULs
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "cmdline": b"\0".join(words) + b"\0"})
+    whole = " ".join(word.decode() for word in words)
+    (only,) = ProcfsBackend(str(tmp_path), live=False).process_records(frozenset({"args"}))
+    args = only.args
+    assert args is not None
+    assert whole.startswith(args)
+    assert _ARGS_LIMIT <= len(args) < _ARGS_LIMIT + 65536 + 4096 < len(whole)
+
+
 # (major, minor) -> the name ps shows; the device numbers are encoded by the C
 # library (os.makedev), as the kernel writes them into stat's tty_nr.
 TTYS = [
