@@ -355,6 +355,8 @@ class ProcfsBackend:
         root_fd = -1
         try:
             root_fd = os.open(root, _O_DIRECTORY)
+            # By path, not root_fd: a descriptor lists as str. One more open
+            # of /proc (~3 us) against an encoding per process saved.
             return root_fd, os.listdir(os.fsencode(root))
         except OSError as err:
             if root_fd >= 0:

@@ -17,6 +17,7 @@ process of a busy machine), ``json`` is imported only for ``--json`` and
 only the files the chosen columns need are read.
 """
 
+import os  # loaded by every interpreter at start: importing it costs nothing
 import sys
 
 # _operator, not operator: operator.py adds ~0.24 ms of import (-X importtime)
@@ -336,8 +337,6 @@ def _pids(args: _Args) -> int:
     found: list[tuple[int, int]] = []
     errors: list[SessionIdError] = []
     if not args.pids:
-        import os
-
         found.append((os.getpid(), current_session_id()))
     for pid in args.pids:
         try:
@@ -488,8 +487,6 @@ def _sessions(args: _Args) -> int:
 def _write(text: str) -> int:
     """Write ``text`` to stdout; EXIT_OK, or EXIT_FAILED after one line on
     stderr when stdout is closed or cannot take it (``>/dev/full``)."""
-    import os
-
     stdout = sys.stdout
     if stdout is None:
         _error("cannot write the output: standard output is closed")
@@ -565,8 +562,6 @@ def run() -> "NoReturn":
                 stream.flush()
         except (OSError, ValueError):
             status = status or EXIT_FAILED  # main() already said why, where it could
-    import os
-
     os._exit(status)
 
 

@@ -57,8 +57,8 @@ class Kernel32Backend:
     session_is_fixed = True
 
     def __init__(self) -> None:
-        self._wtsapi32: Any = None
-        self._advapi32: Any = None
+        # DLLs beyond kernel32, opened at their first use: {file name: library}.
+        self._dlls: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return "Kernel32Backend()"
@@ -88,10 +88,10 @@ class Kernel32Backend:
         session = kernel32.WTSGetActiveConsoleSessionId()
         return None if session == NO_CONSOLE_SESSION else int(session)
 
-    def _wtsapi(self) -> Any:
-        if self._wtsapi32 is None:
-            self._wtsapi32 = ffi.dlopen("wtsapi32.dll")
-        return self._wtsapi32
+    def _dll(self, name: str) -> Any:
+        if name not in self._dlls:
+            self._dlls[name] = ffi.dlopen(name)
+        return self._dlls[name]
 
     def _account_name(self, sid: Any, names: dict[bytes, str | None]) -> str | None:
         """The account name of ``sid`` (``SYSTEM``, ``alice``) without its
@@ -100,9 +100,7 @@ class Kernel32Backend:
         SID's bytes: LookupAccountSidW may ask the LSA, a round trip each."""
         if sid == ffi.NULL:
             return None
-        if self._advapi32 is None:
-            self._advapi32 = ffi.dlopen("advapi32.dll")
-        advapi32 = self._advapi32
+        advapi32 = self._dll("advapi32.dll")
         key = bytes(ffi.buffer(sid, advapi32.GetLengthSid(sid)))
         if key not in names:
             names[key] = None
@@ -128,7 +126,7 @@ class Kernel32Backend:
         process of one snapshot, so its fields never mix processes. The
         owner (the account name of the entry's user SID) is looked up only
         when ``owners`` asks for it, else None."""
-        wtsapi32 = self._wtsapi()
+        wtsapi32 = self._dll("wtsapi32.dll")
         table = ffi.new("PWTS_PROCESS_INFOW *")
         count = ffi.new("DWORD *")
         if not wtsapi32.WTSEnumerateProcessesW(WTS_CURRENT_SERVER_HANDLE, 0, 1, table, count):
@@ -168,7 +166,7 @@ class Kernel32Backend:
     def session_user(self, session: int) -> str | None:
         """``WTSQuerySessionInformationW(WTSUserName)``: the user logged on
         to ``session``, or None (no user, as in session 0, or no answer)."""
-        wtsapi32 = self._wtsapi()
+        wtsapi32 = self._dll("wtsapi32.dll")
         buffer = ffi.new("LPWSTR *")
         size = ffi.new("DWORD *")
         if not wtsapi32.WTSQuerySessionInformationW(
@@ -185,7 +183,7 @@ class Kernel32Backend:
         """``{session: WinStation name}`` from WTSEnumerateSessionsW, which
         also lists sessions with no process the caller can see; {} where it
         fails: station names only add to a listing that stands without them."""
-        wtsapi32 = self._wtsapi()
+        wtsapi32 = self._dll("wtsapi32.dll")
         table = ffi.new("PWTS_SESSION_INFOW *")
         count = ffi.new("DWORD *")
         if not wtsapi32.WTSEnumerateSessionsW(WTS_CURRENT_SERVER_HANDLE, 0, 1, table, count):
@@ -206,7 +204,7 @@ class Kernel32Backend:
     def logon_time(self, session: int) -> float | None:
         """``LogonTime`` of ``WTSQuerySessionInformationW(WTSSessionInfo)`` as
         a POSIX timestamp; None where Windows does not answer (or says 0)."""
-        wtsapi32 = self._wtsapi()
+        wtsapi32 = self._dll("wtsapi32.dll")
         buffer = ffi.new("LPWSTR *")
         size = ffi.new("DWORD *")
         if not wtsapi32.WTSQuerySessionInformationW(
