@@ -29,14 +29,23 @@ your own code swap in a fake world with ``use_backend()`` or the kit in
 ``sessionid_cffi.testing``.
 """
 
-import os
-import sys
-
-# _thread, not threading: importing threading costs ~1.2 ms (-X importtime
-# here), a tenth of a bare interpreter start (~11 ms), and import plus one
-# query may cost 15 % more than that start (benchmarks: import_and_query).
-from _thread import allocate_lock
-
+# Backend choice, the swap stack and argument checking live in ._backend,
+# which the package's other modules import from: this module only faces.
+# BACKEND_ATTRIBUTES, checked_pid and _load_lazy stay importable from here
+# for code that imported them from the package (the kit did).
+from ._backend import BACKEND_ATTRIBUTES as BACKEND_ATTRIBUTES
+from ._backend import (
+    check_backend,
+    checked_pid,
+    checked_session,
+    get_backend,
+    load_emulation_module,
+    load_lazy,
+    own_session_id,
+    pop_swap,
+    publish,
+    push_swap,
+)
 from ._errors import (
     ERROR_ACCESS_DENIED,
     ERROR_GEN_FAILURE,
@@ -51,6 +60,8 @@ from ._errors import (
     SessionIdError,
     error_from_oserror,
 )
+
+_load_lazy = load_lazy
 
 # The one place the version is written (pyproject reads it from here).
 __version__ = "0.1.0"
@@ -79,153 +90,6 @@ else:
     _BackendT = None
 
 
-# -- choosing the backend: once, lazily, and swappable for tests ----------
-# The default backend is picked at the first query, not at import, so that
-# an unsupported platform or a missing procfs only fails when asked something.
-# use_backend keeps one process-wide stack of swaps (like mock.patch: worker
-# threads of the code under test see the swap too) guarded by a lock: each
-# context removes exactly its own entry, so swaps opened and closed by
-# several threads never corrupt the stack, and the newest open swap answers
-# for every thread.
-
-ENV_VAR = "SESSIONID_CFFI_BACKEND"
-BUILTIN_NAMES = ("kernel32", "procfs", "model")
-# What every backend has (see sessionid_cffi.Backend).
-BACKEND_ATTRIBUTES = ("name", "session_id", "console_session_id", "session_ids")
-
-_lock = allocate_lock()
-_swaps: "list[Backend]" = []
-_default: "Backend | None" = None
-
-
-def make_builtin(name: str) -> "Backend":
-    """Build a built-in backend by name (the only names the env var accepts)."""
-    if name == "kernel32":
-        if sys.platform != "win32":
-            raise BackendUnavailableError(
-                None,
-                ERROR_NOT_SUPPORTED,
-                f"the kernel32 backend needs Windows, this is {sys.platform!r}; "
-                "use 'procfs' on Linux or 'model' anywhere",
-            )
-        from ._kernel32 import Kernel32Backend
-
-        return Kernel32Backend()
-    if name == "procfs":
-        from .emulation.procfs import ProcfsBackend
-
-        return ProcfsBackend()
-    if name == "model":
-        from .emulation.model import ModelBackend
-
-        # A model holding only the caller, in interactive session 1: enough
-        # for current_session_id() while debugging with the env var.
-        return ModelBackend({os.getpid(): 1})
-    raise BackendUnavailableError(
-        None,
-        ERROR_NOT_SUPPORTED,
-        f"unknown backend {name!r} (in ${ENV_VAR} or --backend); "
-        f"choose one of: {', '.join(BUILTIN_NAMES)}",
-    )
-
-
-class _Unsupported:
-    """Stands in on platforms with no backend; fails on use, naming the platform."""
-
-    name = "unsupported"
-
-    def _fail(self) -> BackendUnavailableError:
-        return BackendUnavailableError(
-            None,
-            ERROR_NOT_SUPPORTED,
-            f"sessionid-cffi has no backend for platform {sys.platform!r} "
-            "(supported: Windows through kernel32, Linux through procfs); "
-            f"set {ENV_VAR}=model or use use_backend() to run on a model",
-        )
-
-    def session_id(self, pid: int) -> int:
-        raise self._fail()
-
-    def console_session_id(self) -> int | None:
-        raise self._fail()
-
-    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
-        raise self._fail()
-
-    def process_records(self, fields: "frozenset[str] | None") -> "list[ProcessRecord]":
-        raise self._fail()
-
-
-def _platform_name() -> str | None:
-    """The built-in backend this platform (or $SESSIONID_CFFI_BACKEND) asks for."""
-    name = os.environ.get(ENV_VAR)
-    if name:
-        return name
-    if sys.platform == "win32":
-        return "kernel32"
-    if sys.platform.startswith("linux"):
-        return "procfs"
-    return None
-
-
-def _platform_default() -> "Backend":
-    name = _platform_name()
-    return _Unsupported() if name is None else make_builtin(name)
-
-
-def _load_emulation_module() -> None:
-    """Import the platform's emulation backend module now, at import time.
-
-    A process that imports the library as root and then drops privileges
-    or chroots may no longer read the install (a venv in a 0700 home): the
-    first query must still answer. The module is pure Python (~0.2 ms of the
-    import+query budget, which pays for it at the first query anyway).
-    kernel32 stays lazy: it loads cffi's runtime and kernel32.dll, which
-    importing the package (and the pytest plugin) must not, and Windows
-    has no setuid or chroot to lose the install under a running process.
-    """
-    name = _platform_name()
-    try:
-        if name == "procfs":
-            from .emulation import procfs  # noqa: F401
-        elif name == "model":
-            from .emulation import model  # noqa: F401
-    except (ImportError, OSError):
-        pass  # not fatal at import: get_backend() reports it at the first query
-
-
-def get_backend() -> "Backend":
-    """Return the backend that answers queries now.
-
-    Raises BackendUnavailableError when $SESSIONID_CFFI_BACKEND names no
-    built-in backend or its module cannot be loaded, SessionIdError with
-    winerror 4 or 8 when no descriptor or no memory was left to load it.
-    """
-    if _swaps:
-        return _swaps[-1]
-    global _default
-    if _default is None:
-        with _lock:
-            if _default is None:
-                try:
-                    _default = _platform_default()
-                except SessionIdError:
-                    raise
-                except OSError as err:
-                    # Loading the backend module itself failed, for example
-                    # with no file descriptor (4) or memory (8) left: say so, in kind.
-                    raise error_from_oserror(None, err, "load the sessionid-cffi backend") from err
-                except ImportError as err:
-                    # Its module is gone or unreadable (an install that this
-                    # process, after dropping privileges, may not read).
-                    raise BackendUnavailableError(
-                        None,
-                        ERROR_NOT_SUPPORTED,
-                        f"cannot load the sessionid-cffi backend: {err}",
-                    ) from err
-    return _default
-
-
 class use_backend(_Generic[_BackendT]):  # noqa: N801 - used like a function: with use_backend(b)
     """Context manager that makes ``backend`` answer every query inside it;
     ``with use_backend(b) as same:`` hands ``b`` back, typed as given.
@@ -235,20 +99,15 @@ class use_backend(_Generic[_BackendT]):  # noqa: N801 - used like a function: wi
     threads in any order (each removes its own); the most recently entered
     swap that is still open answers for all threads, so threads of one
     process cannot each have a backend of their own at the same time.
+    TypeError if ``backend`` lacks a member every Backend has.
     """
 
     def __init__(self, backend: "_BackendT") -> None:
-        for attribute in BACKEND_ATTRIBUTES:
-            if not hasattr(backend, attribute):
-                raise TypeError(
-                    f"use_backend() needs a backend with .{attribute}; "
-                    f"got {type(backend).__name__} (see sessionid_cffi.Backend)"
-                )
+        check_backend(backend)
         self._backend = backend
 
     def __enter__(self) -> "_BackendT":
-        with _lock:
-            _swaps.append(self._backend)
+        push_swap(self._backend)
         return self._backend
 
     def __exit__(
@@ -257,40 +116,10 @@ class use_backend(_Generic[_BackendT]):  # noqa: N801 - used like a function: wi
         exc: BaseException | None,
         tb: "TracebackType | None",
     ) -> None:
-        with _lock:
-            # Remove this context's own entry, wherever other threads left it.
-            for index in range(len(_swaps) - 1, -1, -1):
-                if _swaps[index] is self._backend:
-                    del _swaps[index]
-                    break
+        pop_swap(self._backend)
 
 
 # -- the Pythonic API: checked arguments in, a session number or an exception out
-
-DWORD_MAX = 0xFFFFFFFF
-
-
-def checked_pid(pid: object) -> int:
-    """``pid`` as an int in the DWORD range (C7, C8).
-
-    Raises TypeError for anything that is not an integer (bool, float, str,
-    None, ...; objects with ``__index__`` are accepted) and ValueError for
-    integers outside 0 ... 2**32-1.
-    """
-    if type(pid) is not int:
-        if isinstance(pid, bool):
-            raise TypeError("pid must be an integer, not bool")
-        from operator import index  # only here: exact ints need no import
-
-        try:
-            pid = index(pid)  # type: ignore[arg-type]
-        except TypeError:
-            raise TypeError(f"pid must be an integer, not {type(pid).__name__}") from None
-        except Exception as err:  # a hostile __index__; the caller gets a documented error
-            raise TypeError(f"pid.__index__() failed: {err!r}") from err
-    if not 0 <= pid <= DWORD_MAX:
-        raise ValueError(f"pid must be a DWORD (0 ... 4294967295), got {pid}")
-    return pid
 
 
 def process_id_to_session_id(pid: "SupportsIndex") -> int:
@@ -304,26 +133,13 @@ def process_id_to_session_id(pid: "SupportsIndex") -> int:
     return get_backend().session_id(checked_pid(pid))
 
 
-# The library's one own-session cache: [default backend, its answer], kept
-# only where the own session can never change (Windows). Linux asks every
-# time: writing /proc/self/loginuid starts a new session.
-_own_session: "list[object]" = []
-
-
 def current_session_id() -> int:
     """Session of the calling process.
 
     Raises like ``process_id_to_session_id``, for example
     BackendUnavailableError where no backend can answer.
     """
-    if _own_session and not _swaps and _own_session[0] is _default:
-        return _own_session[1]  # type: ignore[return-value]
-    backend = get_backend()
-    session = backend.session_id(os.getpid())
-    # session_is_fixed: the optional member of lowlevel.FixedSessionBackend.
-    if backend is _default and getattr(backend, "session_is_fixed", False) is True:
-        _own_session[:] = [backend, session]
-    return session
+    return own_session_id()
 
 
 def active_console_session_id() -> int | None:
@@ -351,21 +167,13 @@ def session_ids(pids: "Iterable[SupportsIndex] | None" = None) -> dict[int, int]
     return get_backend().session_ids([checked_pid(pid) for pid in iterator])
 
 
-def _checked_session(session_id: object) -> int:
-    """``session_id`` as an int in the DWORD range, checked like a PID."""
-    try:
-        return checked_pid(session_id)
-    except (TypeError, ValueError) as err:
-        raise type(err)(str(err).replace("pid", "session_id", 1)) from None
-
-
 def processes_in_session(session_id: "SupportsIndex") -> list[int]:
     """PIDs of every process in session ``session_id`` that the caller may
     inspect, in ascending order (empty when the session has none).
 
     TypeError or ValueError for a ``session_id`` that is not a DWORD.
     """
-    wanted = _checked_session(session_id)
+    wanted = checked_session(session_id)
     table = get_backend().session_ids(None)
     return sorted(pid for pid, session in table.items() if session == wanted)
 
@@ -507,42 +315,19 @@ _LAZY = {
     "GetLastError": ".lowlevel",
     "ProcessIdToSessionId": ".lowlevel",
     "WTSGetActiveConsoleSessionId": ".lowlevel",
-    "Backend": "._interface",
+    "Backend": ".lowlevel",
     "ProcessRecord": "._records",
     "SessionInfo": "._records",
 }
 
 
-def _load_lazy(package: str, table: "dict[str, str]", name: str) -> object:
-    """Import ``name`` of ``package`` on first use, from the module that
-    ``table`` names for it, and keep it in the package's namespace."""
-    module = table.get(name)
-    if module is None:
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module, package), name)
-    _publish(package, value)
-    setattr(import_module(package), name, value)
-    return value
-
-
-def _publish(package: str, value: object) -> None:
-    """Make ``value``, exported by ``package``, report that public module
-    (for help(), reprs and tracebacks) instead of the private module that
-    defines it, as trio's fixup_module_metadata does."""
-    module = getattr(value, "__module__", None)
-    if isinstance(module, str) and module.startswith(f"{__name__}.") and "._" in module:
-        value.__module__ = package
-
-
 for _name in __all__:
-    _publish(__name__, globals().get(_name))  # the lazy ones when they load
+    publish(__name__, globals().get(_name))  # the lazy ones when they load
 del _name
 
 
 def __getattr__(name: str) -> object:
-    return _load_lazy(__name__, _LAZY, name)
+    return load_lazy(__name__, _LAZY, name)
 
 
 def __dir__() -> "list[str]":
@@ -551,4 +336,4 @@ def __dir__() -> "list[str]":
     return sorted(__all__)
 
 
-_load_emulation_module()
+load_emulation_module()

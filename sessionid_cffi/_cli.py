@@ -24,14 +24,8 @@ import sys
 # to every `sessionid ps`, whose budget is 0.5x ps (benchmarks: sessionid_ps).
 from _operator import itemgetter
 
-from . import (
-    current_session_id,
-    make_builtin,
-    process_id_to_session_id,
-    process_records,
-    sessions,
-    use_backend,
-)
+from . import current_session_id, process_id_to_session_id, process_records, sessions, use_backend
+from ._backend import make_builtin
 from ._errors import BackendUnavailableError, SessionIdError
 
 TYPE_CHECKING = False

@@ -44,29 +44,25 @@ What can go wrong:
 - With the kernel32 backend the call goes straight to kernel32.dll and the
   last error is Windows' own; with the others the backend answers and the
   Win32 code of its error becomes the last error.
-- Touching this module loads cffi's runtime (``_cffi_backend``, not its
-  parser) and ``threading``: a few milliseconds, once. On Linux the
-  package's Pythonic functions load neither.
+- Touching this module (or ``sessionid_cffi.Backend``) loads cffi's
+  runtime (``_cffi_backend``, not its parser), ``threading`` and
+  ``typing``: a few milliseconds, once. On Linux the package's Pythonic
+  functions load none of them.
 """
 
 from __future__ import annotations
 
 from threading import local
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from . import _load_lazy, checked_pid, get_backend
+from ._backend import checked_pid, get_backend
 from ._errors import ERROR_INVALID_PARAMETER, SessionIdError
 from ._generated_ffi import ffi
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, SupportsIndex
 
-    from ._interface import (
-        Backend,
-        FixedSessionBackend,
-        NativeBackend,
-        RecordingBackend,
-    )
+    from ._records import ProcessRecord
 
     CData = Any
 
@@ -81,17 +77,84 @@ __all__ = [
     "ffi",
 ]
 
-# The protocols import typing (~3 ms): loaded on first use, like the package does.
-_PROTOCOLS = ("Backend", "FixedSessionBackend", "NativeBackend", "RecordingBackend")
-_LAZY = dict.fromkeys(_PROTOCOLS, "sessionid_cffi._interface")
-
-
-def __getattr__(name: str) -> object:
-    return _load_lazy(__name__, _LAZY, name)
-
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+# -- the interface every backend implements, and its extension points ----
+# Defined here, in their public home, so that help(), reprs and
+# inspect.getsource() all find them. A backend answers for PIDs that the
+# public API has already checked to be DWORDs (0 ... 2**32-1); it raises
+# the library's errors, never bare OSError. The three optional members are
+# each read in exactly one place, with getattr (the query paths never
+# import typing): process_records() by sessionid_cffi.process_records(),
+# session_is_fixed by current_session_id(), and
+# native_process_id_to_session_id() by ProcessIdToSessionId() below.
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What ``get_backend()`` returns and ``use_backend()`` accepts.
+
+    Required: ``name``, ``session_id``, ``console_session_id`` and
+    ``session_ids``. Optional extension points: ``process_records``
+    (see :class:`RecordingBackend`), ``session_is_fixed``
+    (:class:`FixedSessionBackend`) and ``native_process_id_to_session_id``
+    (:class:`NativeBackend`).
+    """
+
+    #: "kernel32", "procfs", "model", or a name of your own.
+    name: str
+
+    def session_id(self, pid: int) -> int:
+        """Session of process ``pid``; raise ProcessNotFoundError (87),
+        AccessDeniedError (5) or another SessionIdError."""
+
+    def console_session_id(self) -> int | None:
+        """Session attached to the console, or None when there is none."""
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        """Session of each PID in ``pids`` (every process when None); PIDs
+        that fail are left out."""
+
+
+class RecordingBackend(Backend, Protocol):
+    """A backend that can also list whole records. Optional: listings
+    (``process_records()``, ``sessions()``, ``sessionid ps``) use
+    ``session_ids(None)`` with only ``pid`` and ``session_id`` for a backend
+    without it. A backend may also have ``session_infos()`` returning
+    ``list[SessionInfo]`` (Windows does: it lists sessions with no process);
+    without it ``sessions()`` aggregates the records."""
+
+    def process_records(self, fields: frozenset[str] | None) -> list[ProcessRecord]:
+        """A ``ProcessRecord`` for every process the caller may inspect, each
+        read from one process (never mixed with a newcomer that reused the
+        PID); processes that vanish are left out. ``fields`` names the
+        fields the caller needs (None: all); the backend may leave the
+        others None to save work, and fills None what it cannot tell."""
+
+
+class FixedSessionBackend(Backend, Protocol):
+    """A backend on which a process never changes session (Windows).
+    Optional: without it ``current_session_id()`` asks the backend every
+    time, as it must on Linux (writing ``/proc/self/loginuid`` starts a new
+    session)."""
+
+    #: True: ``current_session_id()`` may keep its first answer for as long
+    #: as this backend is the default one.
+    session_is_fixed: bool
+
+
+class NativeBackend(Backend, Protocol):
+    """A backend that calls the OS's own ``ProcessIdToSessionId``. Optional:
+    without it the raw API asks ``session_id`` and sets the last error from
+    the Win32 code of the error it raises."""
+
+    def native_process_id_to_session_id(self, pid: int, out: Any) -> int:
+        """Call the OS with ``pid`` and ``out`` (a checked ``DWORD *``):
+        0 on success (the session is in ``out[0]``), else the OS's last
+        error, with ``out`` untouched."""
 
 
 _DWORD_NAMES = frozenset({"unsigned int", "unsigned long", "uint32_t"})

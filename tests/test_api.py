@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sessionid_cffi as s
+from sessionid_cffi import _backend
 from sessionid_cffi.testing import ModelBackend
 
 from conftest import LINUX, make_model
@@ -229,7 +230,7 @@ def test_raw_call_without_a_backend_is_false_with_the_code() -> None:
 
 def test_unsupported_platform_fails_at_query_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "sunos5")
-    monkeypatch.setattr(s, "_default", None)
+    monkeypatch.setattr(_backend, "_default", None)
     monkeypatch.delenv("SESSIONID_CFFI_BACKEND", raising=False)
     with pytest.raises(s.BackendUnavailableError, match="sunos5"):
         s.current_session_id()

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import sessionid_cffi as s
-from sessionid_cffi import SessionIdError, ffi, get_backend, lowlevel, use_backend
+from sessionid_cffi import SessionIdError, _backend, ffi, get_backend, lowlevel, use_backend
 from sessionid_cffi.testing import ModelBackend
 
 from conftest import LINUX, windows_only
@@ -368,8 +368,8 @@ def test_an_os_error_while_loading_the_backend_is_said_in_kind(
     def fails_to_load(name: str) -> object:
         raise OSError(code, os.strerror(code), f"{name}.py")
 
-    monkeypatch.setattr(s, "make_builtin", fails_to_load)
-    monkeypatch.setattr(s, "_default", None)
+    monkeypatch.setattr(_backend, "make_builtin", fails_to_load)
+    monkeypatch.setattr(_backend, "_default", None)
     monkeypatch.delenv("SESSIONID_CFFI_BACKEND", raising=False)
     with pytest.raises(SessionIdError) as caught:
         s.current_session_id()
@@ -377,7 +377,7 @@ def test_an_os_error_while_loading_the_backend_is_said_in_kind(
     assert type(err) is kind, err
     assert (err.winerror, err.errno, err.pid) == (winerror, code, None), err
     assert "load" in str(err)
-    assert s._default is None  # nothing half-built kept: the next query tries again
+    assert _backend._default is None  # nothing half-built kept: the next query tries again
 
 
 @windows_only

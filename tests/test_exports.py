@@ -87,9 +87,41 @@ def test_a_leaked_name_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_dir_hides_the_package_helpers() -> None:
     offered = set(dir(sessionid_cffi))
-    for helper in ("os", "sys", "allocate_lock", "make_builtin", "checked_pid"):
-        assert hasattr(sessionid_cffi, helper)  # still there for the package's modules
+    for helper in ("checked_pid", "BACKEND_ATTRIBUTES", "_load_lazy"):
+        assert hasattr(sessionid_cffi, helper)  # still there for code that imports them
         assert helper not in offered
+
+
+PACKAGE_DIR = Path(sessionid_cffi.__file__).parent
+
+
+def upward_imports(path: Path, source: str | None = None) -> list[str]:
+    """What the module at ``path`` (or ``source`` in its place) imports from
+    the package's ``__init__`` that is not public API (the facade's exported names and public
+    submodules): machinery belongs in ._backend and is imported from there."""
+    import ast
+
+    depth = len(path.relative_to(PACKAGE_DIR).parts)  # 1: sessionid_cffi/x.py
+    allowed = {*sessionid_cffi.__all__, "__version__", "lowlevel", "testing"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source)):
+        if isinstance(node, ast.ImportFrom) and node.module is None and node.level == depth:
+            found += [f"{path.name}: {a.name}" for a in node.names if a.name not in allowed]
+    return found
+
+
+def test_the_package_modules_import_machinery_from_backend_not_the_facade() -> None:
+    modules = [p for p in PACKAGE_DIR.rglob("*.py") if p != PACKAGE_DIR / "__init__.py"]
+    assert len(modules) > 10
+    assert [problem for path in modules for problem in upward_imports(path)] == []
+
+
+def test_an_upward_import_is_caught() -> None:
+    module = PACKAGE_DIR / "testing" / "contract.py"
+    source = "from .. import checked_pid, use_backend\nfrom .._backend import push_swap\n"
+    assert upward_imports(module, source) == ["contract.py: checked_pid"]
+    source = "from . import get_backend, _load_lazy\nfrom .. import checked_pid\n"
+    assert upward_imports(PACKAGE_DIR / "lowlevel.py", source) == ["lowlevel.py: _load_lazy"]
 
 
 def test_star_import_gives_the_public_names() -> None:

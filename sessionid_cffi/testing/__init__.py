@@ -17,7 +17,7 @@ Importing ``sessionid_cffi`` never imports this kit.
 
 from __future__ import annotations
 
-from .. import _load_lazy
+from .._backend import load_lazy as _load_lazy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

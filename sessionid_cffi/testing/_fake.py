@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 
-from .. import use_backend
+from .._backend import pop_swap, push_swap
 from .._errors import ProcessNotFoundError
 from ..emulation.model import ModelBackend
 
@@ -38,7 +38,7 @@ class FakeSessions(ModelBackend):
     a context manager (the fixture's form), leaving the block uninstalls it.
     """
 
-    _uninstall: use_backend[FakeSessions] | None = None
+    _installed = False
 
     def session_id(self, pid: int) -> int:
         try:
@@ -62,9 +62,9 @@ class FakeSessions(ModelBackend):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        swap, self._uninstall = self._uninstall, None
-        if swap is not None:
-            swap.__exit__(exc_type, exc, tb)
+        if self._installed:
+            self._installed = False
+            pop_swap(self)
 
 
 # Their public home (sessionid_cffi.testing) from the start, not only once the
@@ -109,9 +109,8 @@ def make_fake(
 
 def install(model: FakeSessions) -> FakeSessions:
     """Install ``model`` now; leaving it as a context manager uninstalls it."""
-    swap = use_backend(model)
-    swap.__enter__()
-    model._uninstall = swap
+    push_swap(model)  # what use_backend(model).__enter__() does
+    model._installed = True
     return model
 
 

@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import BACKEND_ATTRIBUTES, checked_pid, lowlevel
+from .. import lowlevel
+from .._backend import BACKEND_ATTRIBUTES, checked_pid
 from .._errors import (
     ERROR_ACCESS_DENIED,
     ERROR_INVALID_PARAMETER,
