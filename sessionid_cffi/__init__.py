@@ -17,6 +17,8 @@ Windows' services session)::
 
     sid.session_ids()                     # {pid: session} of every process
     sid.processes_in_session(me)          # PIDs in my session, ascending
+    sid.processes_in_my_login()           # the same, but NotInLoginError in
+                                          # session 0 (services: not a login)
     sid.sessions()                        # one SessionInfo per session
 
 Every failure is a ``SessionIdError`` (an ``OSError``) carrying ``pid``,
@@ -178,6 +180,42 @@ def processes_in_session(session_id: "SupportsIndex") -> list[int]:
     return sorted(pid for pid, session in table.items() if session == wanted)
 
 
+#: The Win32 code of NotInLoginError ("a specified logon session does not exist").
+ERROR_NO_SUCH_LOGON_SESSION = 1312
+
+
+class NotInLoginError(SessionIdError):
+    """The caller is in session 0, so it has no login of its own: a service,
+    a daemon, a container whose processes no login started, a cron job, or
+    anything started by one of them. Session 0 holds every such process of
+    the machine (init included), so "the processes of my login" must not
+    mean session 0. ``winerror`` is ``ERROR_NO_SUCH_LOGON_SESSION`` (1312),
+    ``pid`` the caller's PID."""
+
+
+def processes_in_my_login() -> list[int]:
+    """PIDs of the processes in the caller's login session, the caller
+    included, in ascending order: the safe set for "only touch processes of
+    my own login".
+
+    Raises NotInLoginError when the caller is in session 0 (see there),
+    where ``processes_in_session(current_session_id())`` would list every
+    system process; else raises like ``current_session_id()``.
+    """
+    own = current_session_id()
+    if own == 0:
+        from os import getpid  # os is loaded at start; its import costs nothing
+
+        raise NotInLoginError(
+            getpid(),
+            ERROR_NO_SUCH_LOGON_SESSION,
+            "the calling process is in session 0 (a service, a container or a cron "
+            "job, not a login), which every system process shares: it has no "
+            "processes of its own login",
+        )
+    return processes_in_session(own)
+
+
 def _record_types() -> "ModuleType":
     """The record types' module, imported at the first listing (a single
     query need not pay its ~0.2 ms). An import opens a file: with no
@@ -286,11 +324,13 @@ __all__ = [
     "ERROR_INVALID_PARAMETER",
     "ERROR_NOT_ENOUGH_MEMORY",
     "ERROR_NOT_SUPPORTED",
+    "ERROR_NO_SUCH_LOGON_SESSION",
     "ERROR_TOO_MANY_OPEN_FILES",
     "AccessDeniedError",
     "Backend",
     "BackendUnavailableError",
     "GetLastError",
+    "NotInLoginError",
     "ProcessIdToSessionId",
     "ProcessNotFoundError",
     "ProcessRecord",
@@ -304,6 +344,7 @@ __all__ = [
     "get_backend",
     "process_id_to_session_id",
     "process_records",
+    "processes_in_my_login",
     "processes_in_session",
     "session_ids",
     "sessions",

@@ -231,6 +231,7 @@ def test_each_code_is_named_in_the_docstring_of_the_error_that_carries_it(error:
         sessionid_cffi.ProcessNotFoundError,
         sessionid_cffi.AccessDeniedError,
         sessionid_cffi.BackendUnavailableError,
+        sessionid_cffi.NotInLoginError,
     ]
     mention = f"``{error}`` ({CODES[error]}"
     assert any(mention in (cls.__doc__ or "") for cls in classes)

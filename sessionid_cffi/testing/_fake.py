@@ -13,10 +13,15 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from .._backend import pop_swap, push_swap
 from .._errors import ProcessNotFoundError
 from ..emulation.model import ModelBackend
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .._records import ProcessRecord
 
 
 class CallerNotInFakeError(BaseException):
@@ -36,9 +41,46 @@ class FakeSessions(ModelBackend):
     It answers like any model, except that asking about the calling process
     when the table does not hold it raises ``CallerNotInFakeError``. Used as
     a context manager (the fixture's form), leaving the block uninstalls it.
+
+    In listings (``process_records()``, ``sessions()``, ``sessionid ps``)
+    ``users`` (``{session: name}``, the user logged in to the session) fills
+    both ``login`` and ``user`` (the owner) of the session's processes, and
+    ``owners`` (``{pid: name}``) overrides the owner of single processes.
     """
 
     _installed = False
+
+    def __init__(
+        self,
+        table: Mapping[int, int] | None = None,
+        *,
+        owners: Mapping[int, str] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(table, **options)
+        #: ``{pid: owner name}``, for the processes whose owner is not the
+        #: user of their session (``su``, ``sudo``, services in session 0).
+        self.owners = dict(owners or {})
+
+    def process_records(self, fields: frozenset[str] | None = None) -> list[ProcessRecord]:
+        """The model's records, with ``user`` (the owner) from ``owners``,
+        else from ``users`` (the session's user), else None."""
+        owners, users = self.owners, self.users
+        return [
+            record._replace(user=owners.get(record.pid, users.get(record.session_id)))
+            for record in super().process_records(fields)
+        ]
+
+    def reap(self, pid: int) -> None:
+        super().reap(pid)
+        self.owners.pop(pid, None)
+
+    def __copy__(self) -> FakeSessions:
+        clone = super().__copy__()
+        assert isinstance(clone, FakeSessions)
+        clone.owners = dict(self.owners)  # check_contract reaps in its copy
+        clone._installed = False
+        return clone
 
     def session_id(self, pid: int) -> int:
         try:
@@ -81,6 +123,7 @@ def make_fake(
     denied: Iterable[int] = (),
     console_session: int | None = None,
     users: Mapping[int, str] | None = None,
+    owners: Mapping[int, str] | None = None,
     commands: Mapping[int, str] | None = None,
     aliasing: bool = False,
     self_session: int | None = None,
@@ -102,6 +145,7 @@ def make_fake(
         denied=denied,
         console_session=console_session,
         users=users,
+        owners=owners,
         commands=commands,
         aliasing=aliasing,
     )
@@ -123,6 +167,7 @@ def fake_sessions(
     denied: Iterable[int] = (),
     console_session: int | None = None,
     users: Mapping[int, str] | None = None,
+    owners: Mapping[int, str] | None = None,
     commands: Mapping[int, str] | None = None,
     aliasing: bool = False,
     self_session: int | None = None,
@@ -133,10 +178,18 @@ def fake_sessions(
     ERROR_INVALID_PARAMETER, like missing PIDs), ``zombies`` are PIDs of the
     table that exited but still answer, ``denied`` are PIDs of the table that
     answer ERROR_ACCESS_DENIED; ``console_session`` is what
-    ``active_console_session_id()`` returns; ``users`` maps sessions to user
-    names and ``commands`` PIDs to process names (for ``sessions()`` and
-    listings); ``aliasing=True`` follows Windows in ignoring a PID's two low
-    bits (PIDs and thread ids must then be multiples of 4).
+    ``active_console_session_id()`` returns; ``commands`` maps PIDs to
+    process names; ``aliasing=True`` follows Windows in ignoring a PID's two
+    low bits (PIDs and thread ids must then be multiples of 4).
+
+    Names, for ``sessions()`` and listings: ``users`` maps sessions to the
+    user logged in to each; it sets ``SessionInfo.user`` and, for every
+    process of the session, both ``ProcessRecord.login`` (the session's
+    user) and ``ProcessRecord.user`` (the owner, usually the same).
+    ``owners`` maps PIDs to the owner's name where it differs (``su``,
+    ``sudo``, services in session 0): it sets ``ProcessRecord.user`` only.
+    ``users={1: "alice"}, owners={4343: "root"}`` makes 4343 a process that
+    alice started as root.
 
     ``self_session=N`` puts the calling process (``os.getpid()``) in the
     table in session N. Without it, asking about the calling process
@@ -159,6 +212,7 @@ def fake_sessions(
         denied=denied,
         console_session=console_session,
         users=users,
+        owners=owners,
         commands=commands,
         aliasing=aliasing,
         self_session=self_session,

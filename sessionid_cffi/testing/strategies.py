@@ -1,4 +1,6 @@
-"""Hypothesis strategies for process tables (needs ``hypothesis``).
+"""Hypothesis strategies for process tables (needs ``hypothesis``:
+``pip install "sessionid-cffi[testing]"``; without it importing this module
+raises ModuleNotFoundError, an ImportError, saying so).
 
 - ``pids()``: PIDs as the OS hands them out (Linux: 1 ... 4194304; Windows:
   multiples of 4);
@@ -21,7 +23,16 @@ from __future__ import annotations
 import os
 import warnings
 
-from hypothesis import strategies as st
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as err:
+    if err.name is None or err.name.partition(".")[0] != "hypothesis":
+        raise  # something Hypothesis itself needs: its own message says best
+    raise ModuleNotFoundError(
+        "sessionid_cffi.testing.strategies needs Hypothesis, which is not installed: "
+        'pip install "sessionid-cffi[testing]"',
+        name=err.name,
+    ) from err
 
 from ..emulation.model import ModelBackend
 
