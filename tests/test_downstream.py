@@ -47,17 +47,13 @@ PROJECT = {
 
 
         def same_session_as_me(pid):
-            try:
-                return sessionid_cffi.process_id_to_session_id(pid) == (
-                    sessionid_cffi.current_session_id()
-                )
-            except sessionid_cffi.ProcessNotFoundError:
-                return False
+            """Only signal processes of my own login (never from session 0)."""
+            return pid in sessionid_cffi.processes_in_my_login()
 
 
         def my_processes(pids):
-            mine = sessionid_cffi.current_session_id()
-            return sorted(p for p, s in sessionid_cffi.session_ids(pids).items() if s == mine)
+            mine = set(sessionid_cffi.processes_in_my_login())
+            return sorted(p for p in set(pids) if p in mine)
     ''',
     "tests/test_mylib.py": """
         import os
@@ -94,9 +90,19 @@ PROJECT = {
             assert sessionid_cffi.get_backend().name in ("procfs", "kernel32")
 
 
+        def test_a_service_in_session_0_signals_nothing(fake_sessions):
+            fake_sessions({1: 0, 4242: 0}, self_session=0)
+            with pytest.raises(sessionid_cffi.NotInLoginError):
+                mylib.same_session_as_me(1)
+
+
         @given(process_tables(windows=sys.platform == "win32"), st.integers(0, 3))
         def test_with_generated_tables(table, session):
             with fake(table, self_session=session):
+                if session == 0:
+                    with pytest.raises(sessionid_cffi.NotInLoginError):
+                        mylib.my_processes(table)
+                    return
                 expected = sorted(p for p, s in table.items() if s == session)
                 assert mylib.my_processes(table) == [p for p in expected if p != os.getpid()]
 
@@ -221,7 +227,7 @@ def test_a_downstream_project_uses_the_installed_wheel(tmp_path: Path) -> None:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "7 passed" in output, output
+    assert "8 passed" in output, output
     library = next(line for line in output.splitlines() if "LIBRARY " in line)
     assert str(venv) in library, library
     assert str(REPO) not in library, library
