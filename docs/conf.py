@@ -9,7 +9,12 @@ author = "sessionid-cffi developers"
 copyright = "2026, sessionid-cffi developers"
 release = version = __version__
 
-extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.doctest",  # runs the API page's examples: sphinx-build -b doctest
+    "sphinx.ext.napoleon",
+]
 myst_heading_anchors = 3
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]

@@ -40,6 +40,14 @@ class ModelBackend:
     ``users`` maps sessions to user names and ``commands`` maps PIDs to
     process names (for listings: ``process_records``, ``sessions()``, the
     ``sessionid ps`` tool); both answer None where the map has no entry.
+    ``aliasing=True`` follows Windows in ignoring a PID's low two bits
+    (C10; PIDs and thread ids must then be multiples of 4).
+
+    The contract's methods (``session_id``, ``console_session_id``,
+    ``session_ids``, ``process_records``) answer from the table; the others
+    change it as processes come and go, safely from several threads.
+    ValueError or TypeError for a PID, thread id or session that the model
+    cannot hold (not a DWORD, PID 0, a PID in use, ...).
     """
 
     name = "model"
@@ -112,6 +120,12 @@ class ModelBackend:
 
     # -- the contract ---------------------------------------------------
     def session_id(self, pid: int) -> int:
+        """The session of ``pid`` in the table (zombies too).
+
+        Raises ProcessNotFoundError (87) for a PID the table does not hold,
+        a thread id or PID 0, and AccessDeniedError (5) for a denied PID.
+        With ``aliasing=True`` PID+1 ... PID+3 answer as PID does.
+        """
         key = pid & ~3 if self.aliasing else pid
         session = self._table.get(key)
         if session is None or key == 0:
@@ -123,9 +137,13 @@ class ModelBackend:
         return session
 
     def console_session_id(self) -> int | None:
+        """``console_session`` as given (None: no console session)."""
         return self.console_session
 
     def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        """``{pid: session}`` for each of ``pids`` that answers (those not
+        found and those denied are left out), or for every PID of the table
+        but the denied ones when ``pids`` is None."""
         if pids is None:
             table = dict(self._table)
             return {pid: s for pid, s in table.items() if pid not in self.denied}
@@ -154,7 +172,13 @@ class ModelBackend:
         return dict(self._table)
 
     def spawn(self, pid: int, session: int, command: str | None = None) -> None:
-        """A new process ``pid`` in ``session`` (the parent's, or a new login)."""
+        """A new process ``pid`` in ``session`` (the parent's, or a new login),
+        named ``command`` in listings when given.
+
+        ValueError if ``pid`` is already a PID or thread id of the model, is
+        0, or (with ``aliasing=True``) is not a multiple of 4; TypeError or
+        ValueError for a ``pid`` or ``session`` that is not a DWORD.
+        """
         with self._lock:
             self._check_new_pid(_check_dword(pid, "PID"))
             if pid in self._table or pid in self._threads:
@@ -164,21 +188,25 @@ class ModelBackend:
                 self.commands[pid] = command
 
     def set_session(self, pid: int, session: int) -> None:
-        """Process ``pid`` started a new login (Linux: wrote loginuid)."""
+        """Process ``pid`` started a new login (Linux: wrote loginuid) and is
+        in ``session`` from now on; KeyError if the table lacks ``pid``."""
         with self._lock:
             if pid not in self._table:
                 raise KeyError(pid)
             self._table[pid] = _check_dword(session, "session")
 
     def exit(self, pid: int) -> None:
-        """Process ``pid`` exited but is not reaped yet: it still answers."""
+        """Process ``pid`` exited but is not reaped yet: it still answers
+        (a zombie); KeyError if the table lacks ``pid``."""
         with self._lock:
             if pid not in self._table:
                 raise KeyError(pid)
             self.zombies.add(pid)
 
     def reap(self, pid: int) -> None:
-        """Process ``pid`` is gone: from now on it answers 87."""
+        """Process ``pid`` is gone: from now on it answers 87, and its
+        zombie, denied and command entries go with it; KeyError if the
+        table lacks ``pid``."""
         with self._lock:
             del self._table[pid]
             self.zombies.discard(pid)

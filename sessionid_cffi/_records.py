@@ -61,10 +61,10 @@ _PROCESS_FIELDS = (
     (
         "user",
         "The owner's name, None where passwd has no entry (``uid`` still says who);"
-        " Windows: the account name of the process's user SID, without the domain.",
+        " on Windows the account name of the process's user SID, without the domain.",
     ),
     ("luid", "The login uid of its session (Linux ``loginuid``; None where unset)."),
-    ("login", "The name of ``luid``, or None (Windows: the user of its session)."),
+    ("login", "The name of ``luid``, or None; on Windows the user of its session."),
     ("tty", "Controlling terminal (``pts/3``), or None."),
     ("comm", "The process name, ``comm`` on Linux (15 bytes at most), the image name on Windows."),
     ("args", "Command line, arguments joined by spaces (Linux ``cmdline``), or None."),
@@ -92,6 +92,26 @@ _SESSION_FIELDS = (
     ("process_count", "How many of its processes the caller may inspect."),
     ("is_console", "Whether it is ``active_console_session_id()``."),
 )
+
+
+class _FieldSignature:
+    """A record class's ``__signature__`` (its fields, those after the
+    required ones defaulting to None) for help(), ``inspect.signature`` and
+    the API docs, instead of ``__new__``'s ``(*values, **named)``. Built
+    when looked at: importing inspect costs more than a listing may."""
+
+    def __get__(self, record: object, cls: "Any") -> "Any":
+        from inspect import Parameter, Signature
+
+        defaults = cls._field_defaults
+        return Signature(
+            [
+                Parameter(field, Parameter.POSITIONAL_OR_KEYWORD, default=defaults[field])
+                if field in defaults
+                else Parameter(field, Parameter.POSITIONAL_OR_KEYWORD)
+                for field in cls._fields
+            ]
+        )
 
 
 def _named_tuple(name: str, doc: str, fields: tuple[tuple[str, str], ...], required: int) -> "Any":
@@ -155,6 +175,7 @@ def _named_tuple(name: str, doc: str, fields: tuple[tuple[str, str], ...], requi
         "_replace": _replace,
         "__repr__": show,
         "__getnewargs__": new_args,
+        "__signature__": _FieldSignature(),
     }
     for index, (field, field_doc) in enumerate(fields):
         namespace[field] = property(itemgetter(index), doc=field_doc)

@@ -141,8 +141,8 @@ class FixedSessionBackend(Backend, Protocol):
     time, as it must on Linux (writing ``/proc/self/loginuid`` starts a new
     session)."""
 
-    #: True: ``current_session_id()`` may keep its first answer for as long
-    #: as this backend is the default one.
+    #: Whether ``current_session_id()`` may keep its first answer (True)
+    #: for as long as this backend is the default one.
     session_is_fixed: bool
 
 

@@ -232,3 +232,87 @@ def test_in_real_session_0_my_login_is_refused() -> None:
     assert facts["session"] == 2**32 - 1  # unset, from the inside: session 0
     assert facts["init_in_0"] is True  # what the recipe would have signalled
     assert facts["answer"] == ["NotInLoginError", 1312, facts["pid"]]
+
+
+# -- the API page's checker (docs/check_html.py) -----------------------------
+# Entries as Sphinx 9 rendered them before the fix (tox -e docs, api.html).
+
+PROSE_TYPE = """<dl class="py property">
+<dt class="sig sig-object py" id="sessionid_cffi.ProcessRecord.login">
+<span class="sig-name descname"><span class="pre">login</span></span></dt>
+<dd><p>the user of its session).</p>
+<dl class="field-list simple">
+<dt class="field-odd">Type<span class="colon">:</span></dt>
+<dd class="field-odd"><p>The name of <code class="docutils literal notranslate">
+<span class="pre">luid</span></code>, or None (Windows</p>
+</dd>
+</dl>
+</dd></dl>
+"""
+
+OBJECT_PARAMETERS = """<dl class="py class">
+<dt class="sig sig-object py" id="sessionid_cffi.ProcessRecord">
+<span class="sig-name descname"><span class="pre">ProcessRecord</span></span></dt>
+<dd><p>One process.</p>
+<dl class="field-list simple">
+<dt class="field-odd">Parameters<span class="colon">:</span></dt>
+<dd class="field-odd"><ul class="simple">
+<li><p><strong>values</strong> (<em>object</em>)</p></li>
+<li><p><strong>named</strong> (<em>object</em>)</p></li>
+</ul>
+</dd>
+</dl>
+</dd></dl>
+"""
+
+
+def check_html_problems(html: str) -> list[str]:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "check_html.py"
+    spec = importlib.util.spec_from_file_location("check_html", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found: list[str] = module.problems(html)
+    return found
+
+
+def test_check_html_catches_prose_as_a_type_and_object_parameters() -> None:
+    assert check_html_problems(PROSE_TYPE) == [
+        "sessionid_cffi.ProcessRecord.login shows prose as its type: "
+        "'The name of luid, or None (Windows'"
+    ]
+    assert check_html_problems(OBJECT_PARAMETERS) == [
+        "sessionid_cffi.ProcessRecord shows a parameter 'values' typed object",
+        "sessionid_cffi.ProcessRecord shows a parameter 'named' typed object",
+    ]
+    fixed = PROSE_TYPE.replace("The name of <code", "dict[str, int] | <code").replace(
+        "or None (Windows", "None"
+    )
+    assert check_html_problems(fixed) == []  # dict[str, int] | luid, None: a type
+
+
+def test_records_show_their_fields_as_their_signature() -> None:
+    """help(), inspect.signature and the API page show the fields, not
+    ``(*values, **named)``; a listing never pays for importing inspect."""
+    signature = inspect.signature(sessionid_cffi.ProcessRecord)
+    assert list(signature.parameters) == list(sessionid_cffi.ProcessRecord._fields)
+    assert [p.default for p in signature.parameters.values()][:3] == [
+        inspect.Parameter.empty,
+        inspect.Parameter.empty,
+        None,
+    ]
+    # What the signature promises, a call takes.
+    bound = signature.bind(4242, 2, comm="sh")
+    assert sessionid_cffi.ProcessRecord(*bound.args, **bound.kwargs).comm == "sh"
+    info = inspect.signature(sessionid_cffi.SessionInfo)
+    assert list(info.parameters) == list(sessionid_cffi.SessionInfo._fields)
+    code = (
+        "import sys, sessionid_cffi as s; s.process_records(); s.sessions(); "
+        "print('inspect' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.strip() == "False", run.stderr
