@@ -4,11 +4,13 @@ errors, backend selection and swapping, the raw Win32 shape (C3, C9)."""
 from __future__ import annotations
 
 import enum
+import inspect
 import os
 import pickle
 import subprocess
 import sys
 import threading
+from types import FrameType
 
 import pytest
 from hypothesis import given
@@ -182,6 +184,41 @@ def test_use_backend_is_safe_from_many_threads() -> None:
         thread.join()
     assert errors == []
     assert s.get_backend() is before
+
+
+def test_a_swap_closed_between_the_check_and_the_index_is_still_answered() -> None:
+    """The interleaving a free-threaded CPython (or an unlucky thread switch)
+    makes: get_backend() has seen an open swap, and before it reads the top
+    of the stack another thread closes that swap. Forced here with a line
+    tracer that closes the swap (as that thread would, with the same call)
+    just before the line that reads the top runs. A stack read twice (check,
+    then index) raises IndexError; one read once answers the swap it saw."""
+    model = ModelBackend({os.getpid(): 5})
+    swap = s.use_backend(model)
+    swap.__enter__()
+    code = _backend.get_backend.__code__
+    lines = inspect.getsourcelines(_backend.get_backend)
+    top_line = next(lines[1] + offset for offset, text in enumerate(lines[0]) if "[-1]" in text)
+    closed: list[bool] = []
+
+    def in_get_backend(frame: FrameType, event: str, arg: object) -> object:
+        if event == "line" and frame.f_lineno == top_line and not closed:
+            swap.__exit__(None, None, None)  # the other thread's "with" ends
+            closed.append(True)
+        return in_get_backend
+
+    def tracer(frame: FrameType, event: str, arg: object) -> object:
+        return in_get_backend if frame.f_code is code else None
+
+    previous = sys.gettrace()  # coverage's, when it runs
+    sys.settrace(tracer)
+    try:
+        answered = s.get_backend()
+    finally:
+        sys.settrace(previous)
+    assert closed == [True]  # the swap really closed in between
+    assert answered is model  # the swap that was open when asked
+    assert s.get_backend() is not model  # and it is closed now
 
 
 def test_live_backend_name_is_the_platform_one() -> None:
