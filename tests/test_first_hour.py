@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -209,12 +210,12 @@ print(json.dumps({"pid": os.getpid(), "sleeper": sleeper.pid, "session": session
 """
 
 
-def run_real_child(loginuid: str) -> dict[str, object]:
+def run_real_child(loginuid: str) -> dict[str, Any]:
     run = subprocess.run(
         [sys.executable, "-c", REAL_CHILD, loginuid], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    facts: dict[str, object] = json.loads(run.stdout)
+    facts: dict[str, Any] = json.loads(run.stdout)
     return facts
 
 
@@ -223,7 +224,7 @@ def test_in_a_real_login_my_login_is_the_child_and_its_grandchild() -> None:
     facts = run_real_child("1000")
     assert facts["session"] not in (0, 2**32 - 1)  # the child's own reading: a login
     assert facts["answer"] == sorted([facts["pid"], facts["sleeper"]])
-    assert OWN not in facts["answer"]  # type: ignore[operator]
+    assert OWN not in facts["answer"]
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs root on Linux: writes /proc/self/loginuid")
