@@ -76,9 +76,8 @@ if TYPE_CHECKING:
     from typing import SupportsIndex, TypeVar
 
     from ._generated_ffi import ffi
-    from ._interface import Backend
     from ._records import ProcessRecord, SessionInfo
-    from .lowlevel import GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
+    from .lowlevel import Backend, GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
 
     # The type of backend a ``use_backend(...)`` block hands back.
     _BackendT = TypeVar("_BackendT", bound=Backend)
@@ -92,6 +91,8 @@ else:
     _BackendT = None
 
 
+# The public face of the swap stack (its machinery is in ._backend): defined
+# here, where help() and inspect.getsource() look for a sessionid_cffi class.
 class use_backend(_Generic[_BackendT]):  # noqa: N801 - used like a function: with use_backend(b)
     """Context manager that makes ``backend`` answer every query inside it;
     ``with use_backend(b) as same:`` hands ``b`` back, typed as given.
