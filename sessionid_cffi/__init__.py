@@ -221,9 +221,18 @@ def get_backend() -> "Backend":
                     raise BackendUnavailableError(
                         None,
                         ERROR_NOT_SUPPORTED,
-                        f"cannot load the sessionid-cffi backend: {err}",
+                        f"cannot load the sessionid-cffi backend: {err}{_checkout_hint()}",
                     ) from err
     return _default
+
+
+def _checkout_hint() -> str:
+    """The fix, when this package is a source checkout's (its emulation/ is a
+    sibling folder, mapped in as sessionid_cffi.emulation only at install)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.isfile(os.path.join(here, os.pardir, "emulation", "procfs.py")):
+        return ""
+    return f" ({here} is a source checkout's: run `python -m pip install -e .` there)"
 
 
 class use_backend(_Generic[_BackendT]):  # noqa: N801 - used like a function: with use_backend(b)
