@@ -193,7 +193,10 @@ def provision_root(cache: Path) -> Path:
     remove_tree(root)
     building = cache / "root.building"
     remove_tree(building)
-    command = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}"]
+    # In a mount namespace of its own: the /proc and /sys that debootstrap
+    # mounts in the tree go away with it, even when it fails half-way.
+    command = ["unshare", "-m", "--propagation", "private"]
+    command += ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}"]
     command += ["sid", str(building), mirror]
     if subprocess.run(command, stdout=sys.stderr, check=False).returncode:
         raise LaneError(
