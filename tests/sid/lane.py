@@ -19,6 +19,8 @@ call ``unshare -m --propagation private`` inside), with /proc, /dev
 (ptys) and fresh /tmp and /run; nothing is left mounted afterwards. Those
 tests skip where they cannot run, so the lane fails if one of them skips.
 
+debootstrap uses the Debian archive that apt uses here (/etc/apt/sources.list
+and sources.list.d), else Debian's default; ``$SESSIONID_SID_MIRROR`` overrides.
 The chroot needs no network: the test tools' wheels are downloaded outside
 by this machine's pip (its index and certificates) and installed inside
 with ``--no-index``. Without PYTEST_ARGS the non-slow suite runs
