@@ -183,9 +183,18 @@ def _load_default() -> "Backend":
                 raise BackendUnavailableError(
                     None,
                     ERROR_NOT_SUPPORTED,
-                    f"cannot load the sessionid-cffi backend: {err}",
+                    f"cannot load the sessionid-cffi backend: {err}{_checkout_hint()}",
                 ) from err
         return _default
+
+
+def _checkout_hint() -> str:
+    """The fix, when this package is a source checkout's (its emulation/ is a
+    sibling folder, mapped in as sessionid_cffi.emulation only at install)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.isfile(os.path.join(here, os.pardir, "emulation", "procfs.py")):
+        return ""
+    return f" ({here} is a source checkout's: run `python -m pip install -e .` there)"
 
 
 def is_default(backend: object) -> bool:

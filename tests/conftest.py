@@ -9,6 +9,42 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+
+
+def _setup_problem() -> str | None:
+    """What a checkout set up without CONTRIBUTING.md's steps lacks, as one
+    line that says what to run (instead of a traceback, or ten failures)."""
+    import importlib.util
+
+    # The Wine lane's Windows wheel set has no jsonschema (test_cli.py skips
+    # the schema check there).
+    wanted = ["hypothesis"] if sys.platform == "win32" else ["hypothesis", "jsonschema"]
+    missing = [name for name in wanted if importlib.util.find_spec(name) is None]
+    if missing:
+        return (
+            f"the tests need {' and '.join(missing)}: run `python -m pip install --group test`"
+            " (pip >= 25.1; see CONTRIBUTING.md)"
+        )
+    import sessionid_cffi
+
+    try:
+        import sessionid_cffi.emulation
+    except ImportError:
+        return (
+            f"{os.path.dirname(sessionid_cffi.__file__)} is the checkout's package, which lacks"
+            " emulation/ (mapped in only at install): run `python -m pip install -e .`"
+            " (see CONTRIBUTING.md)"
+        )
+    return None
+
+
+_problem = _setup_problem()
+if _problem:
+    # One line and pytest's usage-error status; pytest.exit() and UsageError
+    # here would come wrapped in "ImportError while loading conftest".
+    print(f"ERROR: {_problem}", file=sys.stderr)
+    raise SystemExit(4)
+
 from hypothesis import HealthCheck, settings
 
 from sessionid_cffi import get_backend
@@ -113,10 +149,20 @@ class Login:
 
 
 @pytest.fixture
-def login() -> Iterator[Login]:
+def login(request: pytest.FixtureRequest) -> Iterator[Login]:
+    """A login of uid 1000; parametrized indirectly with "named", of an
+    account this machine has (uid 1000 has none in most container images)."""
     if not IS_ROOT:
         pytest.skip("needs root on Linux: writes /proc/self/loginuid to start a login")
-    session = Login()
+    uid = 1000
+    if getattr(request, "param", None) == "named":
+        import pwd
+
+        named = [entry.pw_uid for entry in pwd.getpwall() if entry.pw_uid != 0]
+        if not named:
+            pytest.skip("passwd names no account but root")
+        uid = min(named)
+    session = Login(uid)
     try:
         yield session
     finally:

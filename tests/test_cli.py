@@ -532,6 +532,7 @@ def test_columns_are_aligned_on_a_terminal() -> None:
 
 
 @needs_root
+@pytest.mark.parametrize("login", ["named"], indirect=True)
 def test_login_sessions_show_up_in_ps_and_sessions(login: Login) -> None:
     processes = ok_json("ps")["processes"]
     by_pid = {p["pid"]: p for p in processes}  # type: ignore[index, union-attr]
