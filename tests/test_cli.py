@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -341,7 +342,6 @@ def test_sessions_lists_the_own_session() -> None:
     assert isinstance(listed, list)
     own = {row["session_id"]: row for row in listed}[s.current_session_id()]
     assert own["process_count"] >= 1
-    assert own["is_console"] == (s.current_session_id() == s.active_console_session_id())
     lines = ok("sessions").splitlines()
     assert lines[0].split() == [
         "SESSION",
@@ -352,10 +352,61 @@ def test_sessions_lists_the_own_session() -> None:
         "SINCE",
         "PROCESSES",
         "CONSOLE",
+        "VERIFIED",
     ]
     rows = {int(line.split()[0]): line.split() for line in lines[1:]}
     assert s.current_session_id() in rows
-    assert all(len(row) == 8 and row[7] in ("*", "-") for row in rows.values())
+    assert all(len(row) == 9 and row[7] in ("*", "-") for row in rows.values())
+    assert all(row[8] in ("yes", "NO", "-") for row in rows.values())
+
+
+# Run in a private mount namespace with a tmpfs on /run that holds what
+# systemd-logind writes (seat0's ACTIVE session, that session's AUDIT id),
+# as the procfs backend reads it. The shell first opens a login of its own
+# (root writes its loginuid) and names, as the console's, the session the
+# kernel gave it (or another one): the truth is what the test set up.
+UNSHARE = ["unshare", "-m", "--propagation", "private"]
+PRIVATE_RUN = r"""
+set -e
+echo 1000 > /proc/self/loginuid
+own=$(cat /proc/self/sessionid)
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/seats /run/systemd/sessions
+echo "ACTIVE=login7" > /run/systemd/seats/seat0
+if [ "$1" = own ]; then echo "AUDIT=$own"; else echo "AUDIT=$1"; fi > /run/systemd/sessions/login7
+echo "$own"
+exec "$2" -m sessionid_cffi "$3" sessions
+"""
+
+
+@linux_only
+@needs_root
+@pytest.mark.parametrize("console", ["own", "4294967294"])
+def test_sessions_marks_the_console_session_that_logind_names(console: str) -> None:
+    if not os.path.exists("/proc/self/loginuid") or shutil.which("unshare") is None:
+        pytest.skip("needs audit login sessions and unshare(1)")
+    done = {}
+    for form in ("--json", "--no-header"):
+        result = subprocess.run(
+            [*UNSHARE, "sh", "-c", PRIVATE_RUN, "sh", console, sys.executable, form],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=NEUTRAL,
+        )
+        assert (result.returncode, result.stderr) == (0, ""), result
+        own, _, output = result.stdout.partition("\n")
+        done[form] = (int(own), output)
+    own, output = done["--json"]
+    listed = json.loads(output)["sessions"]
+    valid({"sessions": listed})
+    consoles = [row["session_id"] for row in listed if row["is_console"]]
+    # 4294967294: a session number no process holds, so no row is the console.
+    assert consoles == ([own] if console == "own" else [])
+    assert own in [row["session_id"] for row in listed]
+    own, output = done["--no-header"]
+    stars = [line.split()[0] for line in output.splitlines() if line.split()[7] == "*"]
+    assert stars == ([str(own)] if console == "own" else [])
 
 
 def test_backend_option_answers_with_that_backend() -> None:
@@ -373,6 +424,7 @@ def test_backend_option_answers_with_that_backend() -> None:
         "since": None,
         "process_count": 1,
         "is_console": False,
+        "verified": None,
     }
 
 
