@@ -109,8 +109,10 @@ _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # enclosing marks, variation selectors such as U+FE0F, U+034F) and format
 # characters (zero-width space, joiners, bidi controls, tags).
 _ZERO_WIDTH_CATEGORIES = frozenset(("Mn", "Me", "Cf"))
-# Rows are written in batches of this many: one write per batch, not per row.
+# Rows are made in batches of this many, and written once their text
+# reaches _BATCH_CHARS: one write per batch, not per row, and a bounded one.
 _BATCH = 256
+_BATCH_CHARS = 1 << 20
 # -w once: at least this wide (as procps).
 _WIDE_COLUMNS = 132
 
@@ -545,13 +547,25 @@ def _ps_rows(
     if args.header:
         yield _lines_text([f"{prefixes[0]}{glue}{last_title}".rstrip(" ")], limit)
         del prefixes[0]
+    # A batch is pieces, joined once when it reaches _BATCH_CHARS: a row is
+    # never copied whole on its own, however long its command line.
+    parts: list[str] = []
+    size = 0
     for start in range(0, len(records), _BATCH):
         cells = _ps_cells(records[start : start + _BATCH], last_field, False)
-        lines = [
-            f"{prefix}{glue}{cell}".rstrip(" ")
-            for prefix, cell in zip(prefixes[start : start + _BATCH], cells, strict=True)
-        ]
-        yield _lines_text(lines, limit)
+        for prefix, cell in zip(prefixes[start : start + _BATCH], cells, strict=True):
+            if limit is not None:  # a terminal: never more than it shows
+                parts.append(_cut(f"{prefix}{glue}{cell[:limit]}".rstrip(" "), limit))
+            else:
+                tail = cell.rstrip(" ")  # the cell itself, not a copy, unless it ends in spaces
+                parts += (prefix, glue, tail) if tail else (prefix.rstrip(" "),)
+            parts.append("\n")
+            size += len(cell)
+            if size >= _BATCH_CHARS:
+                yield "".join(parts)
+                parts.clear()
+                size = 0
+    yield "".join(parts)
 
 
 def _json_processes(records: "list[ProcessRecord]", keys: list[str]) -> "Iterator[str]":
@@ -629,9 +643,7 @@ def _line_limit(wide: int) -> int | None:
     stdout = sys.stdout
     if wide >= 2 or stdout is None:
         return None
-    try:
-        if not stdout.isatty():
-            return None
+    try:  # OSError for a pipe or a file: rows whole
         columns = os.get_terminal_size(stdout.fileno()).columns
     except (OSError, ValueError, AttributeError):
         return None
