@@ -817,3 +817,38 @@ def test_widths_count_what_terminals_draw() -> None:
     # A wide character that would straddle the edge is left out.
     assert _cut("ab漢字", 3) == "ab"
     assert _cut("ab漢字", 4) == "ab漢"
+
+
+PLANTED_JSON = """
+import pathlib
+pathlib.Path(__file__).with_name("ran").write_text("a planted json.py ran")
+from_planted = True
+"""
+
+
+@pytest.mark.parametrize("form", [["-P"], ["-I"], []], ids=["-P", "-I", "plain -m"])
+def test_the_recommended_forms_import_nothing_from_the_working_folder(
+    tmp_path: Path, form: list[str]
+) -> None:
+    # docs/cli.md: as root in a folder others can write, `python -m` would
+    # import their json.py; `python -P -m` (3.11+) and `python -I -m` do not.
+    if form == ["-P"] and sys.version_info < (3, 11):
+        pytest.skip("-P is new in Python 3.11")
+    (tmp_path / "json.py").write_text(PLANTED_JSON)
+    done = subprocess.run(
+        [sys.executable, *form, "-m", "sessionid_cffi", "--json", "ps", "-p", str(os.getpid())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "SESSIONID_CFFI_BACKEND"},
+    )
+    planted_ran = (tmp_path / "ran").exists()
+    if form:
+        assert (done.returncode, done.stderr) == (0, ""), done
+        assert not planted_ran
+        [process] = json.loads(done.stdout)["processes"]
+        assert process["pid"] == os.getpid()
+    else:
+        # The plain form does run it: what the recommendation avoids.
+        assert planted_ran

@@ -159,10 +159,13 @@ NON_ANSI_IMAGE = "漢字.exe"  # outside the ANSI code page (cp1252 here)
 def test_redirected_output_carries_an_image_name_outside_the_code_page(tmp_path: Path) -> None:
     # Issue 20: output to a file uses the ANSI code page, and one image name
     # outside it failed the whole table. A copy of this python.exe under a
-    # non-ASCII name (its DLLs beside it, its library found by PYTHONHOME).
+    # non-ASCII name, its DLLs beside it, its library found by PYTHONHOME
+    # (an installed CPython) or in the zip its ._pth names (the embeddable
+    # one the Wine lane runs).
     base = Path(sys.base_prefix)
-    for dll in [*base.glob("python*.dll"), *base.glob("vcruntime*.dll")]:
-        shutil.copy(dll, tmp_path / dll.name)
+    for path in base.iterdir():
+        if path.suffix.lower() in (".dll", ".zip", "._pth", ".pyd"):
+            shutil.copy(path, tmp_path / path.name)
     image = tmp_path / NON_ANSI_IMAGE
     shutil.copy(Path(sys.base_prefix) / "python.exe", image)
     env = {**os.environ, "PYTHONHOME": sys.base_prefix}
