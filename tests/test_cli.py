@@ -834,6 +834,8 @@ def test_the_recommended_forms_import_nothing_from_the_working_folder(
     # import their json.py; `python -P -m` (3.11+) and `python -I -m` do not.
     if form == ["-P"] and sys.version_info < (3, 11):
         pytest.skip("-P is new in Python 3.11")
+    if not form and list(Path(sys.base_prefix).glob("*._pth")):
+        pytest.skip("the embeddable CPython's ._pth keeps the working folder off sys.path")
     (tmp_path / "json.py").write_text(PLANTED_JSON)
     done = subprocess.run(
         [sys.executable, *form, "-m", "sessionid_cffi", "--json", "ps", "-p", str(os.getpid())],
