@@ -370,3 +370,37 @@ def test_a_login_whose_maker_became_root_through_setuid_is_not_verified(
         assert forger.stdout is not None
         forger.stdout.close()
         shutil.rmtree(folder)
+
+
+def test_a_login_whose_maker_dropped_to_its_own_user_cannot_be_told() -> None:
+    # What systemd's user@.service does: root writes the user's uid, then the
+    # process becomes that user. A service of that user forging its own
+    # login looks the same from outside (root parent, own uid as login uid).
+    if os.geteuid() != 0:
+        pytest.skip("needs root to write a login uid")
+    code = (
+        "import os, sys\n"
+        "open('/proc/self/loginuid', 'w').write('1000')\n"
+        "print(open('/proc/self/sessionid').read(), flush=True)\n"
+        "os.setgid(1000)\n"
+        "os.setuid(1000)\n"
+        "print(flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    login = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert login.stdout is not None
+        session = int(login.stdout.readline())
+        login.stdout.readline()  # it is now uid 1000
+        row = session_row(session)
+        assert (row["uid"], row["leader"]) == (1000, login.pid)
+        assert row["verified"] is None
+        assert plain_row(session)[-1] == "-"
+    finally:
+        login.kill()
+        login.wait()
+        for stream in (login.stdin, login.stdout):
+            if stream is not None:
+                stream.close()
