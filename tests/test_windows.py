@@ -263,3 +263,42 @@ def test_each_session_of_a_listing_has_its_own_user() -> None:
         assert info.verified is None  # Linux's notion: Windows cannot tell
     for record in s.process_records():
         assert record.login == user_of(record.session_id)
+
+
+def changing_identities(changes: int) -> object:
+    """The kernel32 backend, but each session's identity (user, logon time)
+    changes on its first ``changes`` asks: a stand-in, since Wine cannot log
+    a session off and another on under the same number while a listing
+    runs. Everything else is the real API."""
+    from sessionid_cffi._kernel32 import Kernel32Backend
+
+    asks: dict[int, int] = {}
+
+    class Changing(Kernel32Backend):
+        def _identity(self, session: int) -> tuple[str | None, float | None]:
+            count = asks[session] = asks.get(session, 0) + 1
+            if count <= changes:
+                return f"logon{count}", float(count)
+            return super()._identity(session)
+
+    return Changing()
+
+
+def test_a_listing_is_taken_again_when_a_session_changes_meanwhile() -> None:
+    import win32ts
+
+    # Two asks change (one listing's before and after): the second listing is
+    # consistent, and each user is the one Windows reports.
+    with s.use_backend(changing_identities(2)):  # type: ignore[arg-type]
+        for info in s.sessions():
+            user = win32ts.WTSQuerySessionInformation(None, info.session_id, win32ts.WTSUserName)
+            assert info.user == (user or None)
+
+
+def test_a_session_that_keeps_changing_gets_no_user_rather_than_another_logons() -> None:
+    with s.use_backend(changing_identities(100)):  # type: ignore[arg-type]
+        listed = s.sessions()
+        records = s.process_records()
+    assert listed
+    assert all((info.user, info.since) == (None, None) for info in listed)
+    assert all(record.login is None for record in records)
