@@ -569,15 +569,22 @@ def _ps_rows(
 
 
 def _json_processes(records: "list[ProcessRecord]", keys: list[str]) -> "Iterator[str]":
-    """The ps JSON document, a batch of processes at a time."""
+    """The ps JSON document, written once its text reaches _BATCH_CHARS."""
     import json
 
-    yield '{"processes": ['
-    for start in range(0, len(records), _BATCH):
-        batch = records[start : start + _BATCH]
-        text = ", ".join(json.dumps({key: getattr(r, key) for key in keys}) for r in batch)
-        yield text if start == 0 else ", " + text
-    yield "]}\n"
+    dumps = json.dumps
+    parts = ['{"processes": [']
+    size = 0
+    for index, r in enumerate(records):
+        text = dumps({key: getattr(r, key) for key in keys})
+        parts += (", ", text) if index else (text,)
+        size += len(text)
+        if size >= _BATCH_CHARS:
+            yield "".join(parts)
+            parts.clear()
+            size = 0
+    parts.append("]}\n")
+    yield "".join(parts)
 
 
 def _owned_by(record: "ProcessRecord", uids: set[int], names: set[str]) -> bool:
