@@ -4,6 +4,8 @@
 One command, run from the repository root as root or any user::
 
     python benchmarks/run.py [--processes 1000] [--rounds 21] [--out PATH]
+                             [--memory-processes 300] [--memory-args 2000000]
+                             [--only speed|memory]
 
 What it does, in one run on one process table:
 
@@ -27,6 +29,10 @@ What it does, in one run on one process table:
      against ``python -c pass``, both in the venv (<= 1.15x);
    - ``sessionid sessions`` against ``ps -eo pid,luid,user,tty,lstart,comm``,
      which reads the same facts (<= 1.0x);
+   - peak memory (ru_maxrss from wait4) of ``sessionid ps -o pid,args``
+     against ``ps -eo pid,args`` on ``--memory-processes`` more processes
+     with ``--memory-args`` bytes of arguments each (<= 2x ps plus the
+     interpreter, ``python -c pass``), and both times for information;
    - and, for information, ``sessionid`` with no argument,
      ``process_records()`` and a C loop that opens relative
      to a descriptor of /proc (``openat``), as the library does.
@@ -193,6 +199,109 @@ def ensure_venv(argv: list[str]) -> None:
     os.execv(str(python), [str(python), str(Path(__file__).resolve()), *argv])  # noqa: S606
 
 
+# A process that only holds its arguments: the memory benchmark's table.
+HOLDER = r"""
+#include <unistd.h>
+int main(void) { pause(); return 0; }
+"""
+# One argument may be 128 KiB at most (MAX_ARG_STRLEN): big argument lists
+# are made of pieces this long.
+ARG_PIECE = 100_000
+
+
+def spawn_holders(binary: Path, count: int, size: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` processes whose command lines hold ``size`` bytes."""
+    pieces = ["a" * ARG_PIECE] * max(1, size // ARG_PIECE)
+    return [subprocess.Popen([str(binary), *pieces], env={}) for _ in range(count)]
+
+
+def peak_rss(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(peak resident memory in MiB, seconds) of one run of ``command``,
+    as the kernel counted it for that child (wait4's ru_maxrss)."""
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=NEUTRAL
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise subprocess.CalledProcessError(child.returncode, command)
+    return usage.ru_maxrss / 1024, elapsed
+
+
+def measure_memory(
+    args: object, python: str, script: str, env: dict[str, str], workdir: Path
+) -> dict[str, dict[str, object]]:
+    """Peak memory of ``sessionid ps -o pid,args`` against procps on a table
+    of large command lines (procps cuts each at 128 KiB, as the library)."""
+    count: int = args.memory_processes  # type: ignore[attr-defined]
+    size: int = args.memory_args  # type: ignore[attr-defined]
+    rounds = max(3, args.rounds // 4)  # type: ignore[attr-defined]
+    source = workdir / "holder.c"
+    source.write_text(HOLDER)
+    binary = workdir / "holder"
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-o", str(binary), str(source)], check=True)
+    holders = spawn_holders(binary, count, size)
+    commands = {
+        "sessionid": [script, "ps", "-o", "pid,args"],
+        "ps": ["ps", "-eo", "pid,args"],
+        "python": [python, "-c", "pass"],
+    }
+    try:
+        time.sleep(0.5)
+        peaks: dict[str, list[float]] = {name: [] for name in commands}
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(rounds):
+            for name, command in commands.items():
+                peak, elapsed = peak_rss(command, env)
+                peaks[name].append(peak)
+                times[name].append(elapsed)
+    finally:
+        for holder in holders:
+            holder.kill()
+        for holder in holders:
+            holder.wait()
+    cand = statistics.median(peaks["sessionid"])
+    base = statistics.median(peaks["ps"])
+    interpreter = statistics.median(peaks["python"])
+    allowed = 2 * base + interpreter
+    what = f"{count} processes with {size:,} bytes of arguments"
+    print(
+        f"  peak_memory_ps_args ({what}): sessionid {cand:.1f} MiB, ps {base:.1f} MiB, "
+        f"python -c pass {interpreter:.1f} MiB; allowed {allowed:.1f} MiB",
+        flush=True,
+    )
+    time_cand = statistics.median(times["sessionid"]) * 1000
+    time_base = statistics.median(times["ps"]) * 1000
+    print(f"  time_ps_args: {time_cand:.1f} ms vs {time_base:.1f} ms", flush=True)
+    return {
+        "peak_memory_ps_args": {
+            "candidate": f"sessionid ps -o pid,args, peak RSS ({what})",
+            "baseline": "ps -eo pid,args, peak RSS; target: <= 2x it + python -c pass",
+            "unit": "MiB",
+            "candidate_median": round(cand, 1),
+            "baseline_median": round(base, 1),
+            "interpreter_median": round(interpreter, 1),
+            "ratio": round(cand / allowed, 3),
+            "target": 1.0,
+            "met": cand <= allowed,
+            "samples": rounds,
+        },
+        "time_ps_args": {
+            "candidate": f"sessionid ps -o pid,args ({what})",
+            "baseline": "ps -eo pid,args",
+            "unit": "ms",
+            "candidate_median": round(time_cand, 1),
+            "baseline_median": round(time_base, 1),
+            "ratio": round(time_cand / time_base, 3),
+            "target": None,
+            "met": None,
+            "samples": rounds,
+        },
+    }
+
+
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
@@ -247,6 +356,10 @@ def in_process(what: str, pid: int, reps: int) -> dict[str, list[float]]:
     return json.loads(out)  # type: ignore[no-any-return]
 
 
+class _Skip(Exception):
+    """--only memory: the speed part is left out."""
+
+
 def main(argv: list[str]) -> int:
     import argparse
 
@@ -258,6 +371,21 @@ def main(argv: list[str]) -> int:
         "--rounds", type=int, default=21, help="rounds per measurement (default 21)"
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument(
+        "--memory-processes",
+        type=int,
+        default=300,
+        help="memory benchmark: processes with large command lines (default 300)",
+    )
+    parser.add_argument(
+        "--memory-args",
+        type=int,
+        default=2_000_000,
+        help="memory benchmark: bytes of arguments of each (default 2,000,000)",
+    )
+    parser.add_argument(
+        "--only", choices=("speed", "memory"), help="run only the speed or the memory part"
+    )
     args = parser.parse_args(argv)
     if not sys.platform.startswith("linux"):
         parser.error("these benchmarks are for Linux (procfs)")
@@ -295,8 +423,14 @@ def main(argv: list[str]) -> int:
         }
         print(f"  {name}: {cand:.3f} {unit} vs {base:.3f} {unit} = {ratio:.2f}x", flush=True)
 
-    sleepers = spawn_sleepers(args.processes)
+    if args.only != "speed":
+        with tempfile.TemporaryDirectory() as tmp:
+            results.update(measure_memory(args, python, script, env, Path(tmp)))
+    table_size = None
+    sleepers = spawn_sleepers(args.processes if args.only != "memory" else 0)
     try:
+        if args.only == "memory":
+            raise _Skip
         with tempfile.TemporaryDirectory() as tmp:
             binary = compile_c(Path(tmp))
             time.sleep(0.5)
@@ -432,6 +566,8 @@ def main(argv: list[str]) -> int:
                 "sessionid ps ending with sys.exit (interpreter finalized)",
                 "ps -eo pid,sess,luid,user,comm",
             )
+    except _Skip:
+        pass
     finally:
         for sleeper in sleepers:
             sleeper.kill()
@@ -448,6 +584,8 @@ def main(argv: list[str]) -> int:
             # What reproduces the run, and no local path.
             "extra_sleepers": args.processes,
             "rounds": rounds,
+            "memory_processes": args.memory_processes,
+            "memory_args_bytes": args.memory_args,
         },
         "results": results,
     }

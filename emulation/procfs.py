@@ -561,7 +561,10 @@ def _read_all_at(root_fd: int, path: bytes) -> bytes:
 
 
 def _text(data: bytes) -> str:
-    return data.decode("utf-8", "backslashreplace")
+    # A byte that is not UTF-8 becomes a lone surrogate (U+DC80-U+DCFF, as
+    # os.fsdecode does), which no valid text holds: os.fsencode() gives the
+    # bytes back, and the CLI shows it as ? and JSON as a \udcXX escape.
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _args_text(cmdline: bytes) -> str | None:

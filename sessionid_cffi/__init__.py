@@ -267,7 +267,7 @@ def process_records(fields: "Iterable[str] | None" = None) -> "list[ProcessRecor
 
 
 #: What sessions() reads of each process.
-_SESSION_FIELDS = frozenset(("luid", "login", "tty", "started", "ppid"))
+_SESSION_FIELDS = frozenset(("uid", "luid", "login", "tty", "started", "ppid"))
 
 
 def sessions() -> "list[SessionInfo]":
@@ -284,8 +284,10 @@ def sessions() -> "list[SessionInfo]":
         return infos
 
     by_session: dict[int, list[ProcessRecord]] = {}
+    by_pid: dict[int, ProcessRecord] = {}
     for record in process_records(_SESSION_FIELDS):
         by_session.setdefault(record.session_id, []).append(record)
+        by_pid[record.pid] = record
     console = backend.console_session_id()
     listed = []
     for session in sorted(by_session):
@@ -302,20 +304,85 @@ def sessions() -> "list[SessionInfo]":
             )
         )
         first = members[0]
+        parent = by_pid.get(first.ppid) if first.ppid not in pids else None  # type: ignore[arg-type]
         tty = next((record.tty for record in members if record.tty is not None), None)
+        known = first.started is not None
         listed.append(
             info_type(
                 session,
                 None if session == 0 else first.luid,
                 None if session == 0 else first.login,
-                first.pid if first.started is not None else None,
+                first.pid if known else None,
                 tty,
                 first.started,
                 len(members),
                 session == console,
+                None if session == 0 or not known else _verified(backend, first, parent),
             )
         )
     return listed
+
+
+def _verified(
+    backend: object, leader: "ProcessRecord", parent: "ProcessRecord | None"
+) -> "bool | None":
+    """Whether a root-owned process started the login of ``leader``'s
+    session (docs/linux.md, "Forged logins"). The kernel lets a process
+    whose loginuid is unset set it once to any uid without privilege, and
+    the session's earliest process is the one that wrote it (or, once it
+    exited, a process it started). Every PAM login service (sshd, login,
+    gdm, cron, systemd's user@.service) writes as root, from a root parent.
+
+    False: the leader is owned by a non-root uid and holds another uid's
+    login (or root's); or the leader or its parent is not root while the
+    leader runs with root's rights only through a setuid program (its real
+    uid is not 0); or its parent is not owned by root. None: what decides
+    is not visible (owners unknown, the parent gone or not inspectable), or
+    a non-root leader holds its own uid as login uid under a root parent,
+    which both systemd's user manager and a service forging its own login
+    look like. True: the leader (real and effective uid) and its parent
+    are owned by root."""
+    if leader.uid is None or parent is None or parent.uid is None:
+        return None
+    if leader.uid != 0:
+        if leader.luid is not None and leader.luid not in (0, leader.uid):
+            return False
+        if leader.luid == 0 or parent.uid != 0:
+            return False
+        return None
+    if parent.uid != 0:
+        return False
+    real = _real_uid(backend, leader)
+    if real is None:
+        return None
+    return real == 0
+
+
+def _real_uid(backend: object, record: "ProcessRecord") -> "int | None":
+    """The real uid of ``record``'s process where the backend reads procfs
+    (a setuid-root program runs with effective uid 0 but keeps the real
+    uid of whoever ran it); the record's owner for other backends, which
+    know no more. None when the process is gone or its PID now names
+    another process (a different parent or owner)."""
+    proc_root = getattr(backend, "proc_root", None)
+    if not isinstance(proc_root, str):
+        return record.uid
+    try:
+        with open(f"{proc_root}/{record.pid}/status", "rb") as file:
+            status = file.read(4096)
+    except OSError:
+        return None
+    fields = {}
+    for line in status.split(b"\n"):
+        key, _, value = line.partition(b":")
+        if key in (b"PPid", b"Uid"):
+            fields[key] = value.split()
+    try:
+        ppid = int(fields[b"PPid"][0])
+        real, effective = (int(value) for value in fields[b"Uid"][:2])
+    except (KeyError, IndexError, ValueError):
+        return None
+    return real if (ppid, effective) == (record.ppid, record.uid) else None
 
 
 __all__ = [

@@ -2,10 +2,10 @@
 
 Forms (docs/cli.md has the details; ``schema.json`` in this package the JSON)::
 
-    sessionid [--json] [--backend NAME] [PID ...]
-    sessionid [--json] [--backend NAME] ps [-o COLUMNS] [--no-header]
+    sessionid [--json] [--backend NAME] [-w] [PID ...]
+    sessionid [--json] [--backend NAME] [-w] ps [-o COLUMNS] [--no-header]
               [-p PID[,PID...]] [--session N[,N...]] [--user USER[,USER...]]
-    sessionid [--json] [--backend NAME] sessions [--no-header]
+    sessionid [--json] [--backend NAME] [-w] sessions [--no-header]
 
 Exit codes: 0 ok; 1 some PID not found or not inspectable, a selection that
 matches no process, or the process table could not be read or the output
@@ -30,7 +30,7 @@ from ._errors import BackendUnavailableError, SessionIdError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Iterator, Sequence
     from typing import NoReturn
 
     from ._records import ProcessRecord
@@ -39,10 +39,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_NOT_FOUND = EXIT_FAILED  # the name older code and tests use
 
 USAGE = """\
-usage: sessionid [--json] [--backend NAME] [PID ...]
-       sessionid [--json] [--backend NAME] ps [-o COLUMNS] [--no-header]
+usage: sessionid [--json] [--backend NAME] [-w] [PID ...]
+       sessionid [--json] [--backend NAME] [-w] ps [-o COLUMNS] [--no-header]
                  [-p PID,...] [--session N,...] [--user USER,...]
-       sessionid [--json] [--backend NAME] sessions [--no-header]
+       sessionid [--json] [--backend NAME] [-w] sessions [--no-header]
 """
 
 HELP = f"""{USAGE}
@@ -56,7 +56,10 @@ forms:
   sessionid ps          processes, sorted by session, then PID; columns
                         PID SESSION USER LOGIN COMMAND unless -o says
   sessionid sessions    every session: SESSION UID USER LEADER TTY SINCE
-                        PROCESSES CONSOLE (CONSOLE: * for the console session)
+                        PROCESSES CONSOLE VERIFIED (CONSOLE: * for the console
+                        session; VERIFIED: yes when a root-owned process
+                        started the login, NO when a process not owned by
+                        root could have forged it, - when it cannot be told)
 
 options:
   --json                print one JSON object instead (its JSON Schema:
@@ -65,6 +68,9 @@ options:
   -o, --format COLUMNS  ps: comma-separated columns, any of
                         pid ppid session uid user luid login tty comm args
   --no-header           ps, sessions: print no header line
+  -w, --wide            on a terminal, rows are cut at its width (as in ps):
+                        once, at 132 columns at least; twice, never cut
+                        (rows to a pipe or a file are never cut)
   -p, --pid PID,...     ps: only these processes
   --session N,...       ps: only the processes of these sessions
   --user USER,...       ps: only the processes these users own (name or uid)
@@ -73,7 +79,9 @@ options:
 
 USER is the owner (effective uid, as in ps); LOGIN the user of the login
 session; a uid without a passwd name prints as the number. Columns are
-aligned with spaces; a missing value prints as -.
+aligned with spaces; a missing value prints as -. Control, invisible and
+zero-width characters, bytes that are not UTF-8 and characters the output
+encoding cannot carry print as ?.
 Options that take lists may repeat; a process is kept when it matches
 each option given.
 
@@ -88,6 +96,19 @@ _VALUED = ("--backend", "--session", "--user", "--format", "--pid", "-o", "-p")
 _SHORT = {"-o": "--format", "-p": "--pid"}
 _PS_ONLY = ("--format", "--pid", "--session", "--user")
 _LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+# Printable to Python, drawn as nothing by terminals: the Hangul fillers
+# and the braille blank (letters and a symbol, so no category catches them).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Marks that draw nothing alone or stack on their neighbour (combining and
+# enclosing marks, variation selectors such as U+FE0F, U+034F) and format
+# characters (zero-width space, joiners, bidi controls, tags).
+_ZERO_WIDTH_CATEGORIES = frozenset(("Mn", "Me", "Cf"))
+# Rows are made in batches of this many, and written once their text
+# reaches _BATCH_CHARS: one write per batch, not per row, and a bounded one.
+_BATCH = 256
+_BATCH_CHARS = 1 << 20
+# -w once: at least this wide (as procps).
+_WIDE_COLUMNS = 132
 
 #: ps column -> (header, record field, right-aligned)
 COLUMNS = {
@@ -116,7 +137,19 @@ _FIELD_INDEX = {
 }
 
 _BY_SESSION_THEN_PID = itemgetter(1, 0)
-SESSION_HEADER = ("SESSION", "UID", "USER", "LEADER", "TTY", "SINCE", "PROCESSES", "CONSOLE")
+SESSION_HEADER = (
+    "SESSION",
+    "UID",
+    "USER",
+    "LEADER",
+    "TTY",
+    "SINCE",
+    "PROCESSES",
+    "CONSOLE",
+    "VERIFIED",
+)
+# NO in capitals: a session whose login uid a non-root process could have set.
+_VERIFIED_MARK = {True: "yes", False: "NO", None: "-"}
 
 
 class UsageError(Exception):
@@ -134,6 +167,7 @@ class _Args:
         "select_pids",
         "sessions",
         "users",
+        "wide",
     )
 
     def __init__(self) -> None:
@@ -141,6 +175,7 @@ class _Args:
         self.json = False
         self.header = True
         self.backend: str | None = None
+        self.wide = 0
         self.columns: list[str] = []
         self.select_pids: set[int] | None = None
         self.sessions: set[int] | None = None
@@ -188,13 +223,15 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
             name, equals, value = arg[:2], "=", arg[2:]
         else:
             name, equals, value = arg.partition("=")
-        if name in ("--json", "--no-header"):
+        if name in ("--json", "--no-header", "-w", "--wide", "-ww"):
             if equals:
                 raise UsageError(f"{name} takes no value, got {arg!r}")
             if name == "--json":
                 args.json = True
-            else:
+            elif name == "--no-header":
                 args.header = False
+            else:
+                args.wide += 2 if name == "-ww" else 1
             continue
         if name not in _VALUED:
             raise UsageError(f"unknown option {arg!r} (see sessionid --help)")
@@ -242,13 +279,34 @@ def _one_line(text: str) -> str:
     return "".join(repr(ch)[1:-1] if ch in _LINE_BREAKS else ch for ch in text)
 
 
+#: The output encoding when it is not UTF-8 (main() sets it): cells are
+#: mapped to it before their widths are counted, ? for what it cannot carry.
+_narrow_encoding: str | None = None
+
+
 def _printable(text: str | None) -> str:
-    """A table cell: - for None or empty, control characters as ?."""
+    """A table cell: - for None or empty; ? for each character that is not
+    printable (controls, bytes that were not UTF-8, held as surrogates),
+    draws nothing (_BLANK_LETTERS, _ZERO_WIDTH_CATEGORIES: canonical
+    composition first, so that a decomposed é stays é), or that the output
+    encoding cannot carry."""
     if text is None:
         return "-"
-    if text.isprintable() and text:
-        return text
-    return "".join(ch if ch.isprintable() else "?" for ch in text) or "-"
+    if text.isascii():
+        if text.isprintable() and text:
+            return text
+        return "".join(ch if ch.isprintable() else "?" for ch in text) or "-"
+    from unicodedata import category, normalize
+
+    shown = "".join(
+        "?"
+        if not ch.isprintable() or ch in _BLANK_LETTERS or category(ch) in _ZERO_WIDTH_CATEGORIES
+        else ch
+        for ch in normalize("NFC", text)
+    )
+    if _narrow_encoding is not None:
+        shown = shown.encode(_narrow_encoding, "replace").decode(_narrow_encoding)
+    return shown
 
 
 def _cell(value: object) -> str:
@@ -259,14 +317,38 @@ def _cell(value: object) -> str:
     return _printable(str(value))
 
 
+def _char_width(ch: str) -> int:
+    from unicodedata import category, east_asian_width
+
+    if ch.isascii():
+        return 1
+    if category(ch) in _ZERO_WIDTH_CATEGORIES:
+        return 0
+    return 2 if east_asian_width(ch) in "WF" else 1
+
+
 def _width(text: str) -> int:
     """Columns a cell takes on a terminal: East Asian wide characters take
-    two, combining marks none (unicodedata is loaded only for non-ASCII)."""
+    two, marks and format characters (U+FE0F, U+200B) none (unicodedata is
+    loaded only for non-ASCII)."""
     if text.isascii():
         return len(text)
-    from unicodedata import combining, east_asian_width
+    return sum(map(_char_width, text))
 
-    return sum(0 if combining(ch) else 2 if east_asian_width(ch) in "WF" else 1 for ch in text)
+
+def _cut(line: str, limit: int) -> str:
+    """``line`` cut to ``limit`` terminal columns (a wide character that
+    would straddle the edge is left out)."""
+    if len(line) <= limit and (line.isascii() or _width(line) <= limit):
+        return line
+    if line.isascii():
+        return line[:limit]
+    used = 0
+    for index, ch in enumerate(line):
+        used += _char_width(ch)
+        if used > limit:
+            return line[:index]
+    return line
 
 
 def _error(message: str) -> None:
@@ -279,23 +361,13 @@ def _error(message: str) -> None:
         pass
 
 
-def _table(
-    header: "Sequence[str] | None", columns: list[list[str]], right: "Sequence[bool]"
-) -> str:
-    """Columns of cells as text aligned with spaces, ps style: ``right``
-    columns (numbers) right-aligned, the last column never padded, so that
-    a long or wide last cell (COMMAND) cannot shift the others. Built a
-    column at a time: this runs for every process of the machine."""
-    if header is not None:
-        columns = [[title, *column] for title, column in zip(header, columns, strict=True)]
-    if not columns or not columns[0]:
-        return ""
-    last = len(columns) - 1
+def _pad(columns: list[list[str]], right: "Sequence[bool]") -> list[list[str]]:
+    """Each column's cells padded to the column's width (in terminal
+    columns), numbers (``right``) right-aligned. Built a column at a time:
+    this runs for every process of the machine."""
     padded = []
     for i, column in enumerate(columns):
-        if i == last and not right[i]:
-            padded.append(column)
-        elif "".join(column).isascii():
+        if "".join(column).isascii():
             size = max(map(len, column))
             padded.append(
                 [c.rjust(size) for c in column] if right[i] else [c.ljust(size) for c in column]
@@ -309,7 +381,24 @@ def _table(
                     for c, w in zip(column, widths, strict=True)
                 ]
             )
-    return "".join("  ".join(row).rstrip(" ") + "\n" for row in zip(*padded, strict=True))
+    return padded
+
+
+def _table(
+    header: "Sequence[str] | None", columns: list[list[str]], right: "Sequence[bool]"
+) -> "list[str]":
+    """Columns of cells as lines aligned with spaces, ps style: ``right``
+    columns (numbers) right-aligned, the last column never padded, so that
+    a long or wide last cell (COMMAND) cannot shift the others."""
+    if header is not None:
+        columns = [[title, *column] for title, column in zip(header, columns, strict=True)]
+    if not columns or not columns[0]:
+        return []
+    last = len(columns) - 1
+    padded = _pad(columns[:last], right) if right[last] is False else _pad(columns, right)
+    if right[last] is False:
+        padded.append(columns[last])
+    return ["  ".join(row).rstrip(" ") for row in zip(*padded, strict=True)]
 
 
 def _dump(document: object) -> str:
@@ -355,7 +444,7 @@ def _pids(args: _Args) -> int:
         out = f"{found[0][1]}\n"
     else:
         columns = [[str(pid) for pid, _ in found], [str(session) for _, session in found]]
-        out = _table(None, columns, (True, True))
+        return _write_lines(_table(None, columns, (True, True)), args) or status
     return _write(out) or status
 
 
@@ -403,26 +492,93 @@ def _ps(args: _Args) -> int:
     spec = [COLUMNS[column] for column in columns]
     if args.json:
         keys = list(dict.fromkeys(field for _, field, _ in spec))
-        document = {"processes": [{key: getattr(r, key) for key in keys} for r in records]}
-        return _write(_dump(document)) or status
-    cells = []
-    for _, field, is_number in spec:
-        index = _FIELD_INDEX[field]
-        if is_number:
-            cells.append(["-" if r[index] is None else str(r[index]) for r in records])
-        elif field in _NUMBER_FOR:
-            number = _FIELD_INDEX[_NUMBER_FOR[field]]
-            cells.append(
-                [
-                    _printable(r[index]) if r[index] is not None else _cell(r[number])  # type: ignore[arg-type]
-                    for r in records
-                ]
-            )
-        else:
-            # Text fields hold str or None (mypy sees the union of all fields).
-            cells.append([_printable(r[index]) for r in records])  # type: ignore[arg-type]
-    header = [title for title, _, _ in spec] if args.header else None
-    return _write(_table(header, cells, [right for _, _, right in spec])) or status
+        return _write_chunks(_json_processes(records, keys)) or status
+    return _write_chunks(_ps_rows(records, spec, args)) or status
+
+
+def _ps_cells(records: "Sequence[ProcessRecord]", field: str, is_number: bool) -> list[str]:
+    """One column's cells for ``records``."""
+    index = _FIELD_INDEX[field]
+    if is_number:
+        return ["-" if r[index] is None else str(r[index]) for r in records]
+    if field in _NUMBER_FOR:
+        number = _FIELD_INDEX[_NUMBER_FOR[field]]
+        return [
+            _printable(r[index]) if r[index] is not None else _cell(r[number])  # type: ignore[arg-type]
+            for r in records
+        ]
+    # Text fields hold str or None (mypy sees the union of all fields).
+    return [_printable(r[index]) for r in records]  # type: ignore[arg-type]
+
+
+def _ps_rows(
+    records: "list[ProcessRecord]", spec: "list[tuple[str, str, bool]]", args: _Args
+) -> "Iterator[str]":
+    """The ps table, a batch of rows at a time. Every column but the last
+    is made first, for all rows, to know its width (the records are all in
+    memory anyway: they are sorted); the last one, never padded and where
+    COMMAND goes with its long arguments, is turned into text a batch at a
+    time as the rows are written, so a table of large command lines is held
+    once, as the records, not several times over."""
+    limit = _line_limit(args.wide)
+    titles = [title for title, _, _ in spec]
+    *fixed, (last_title, last_field, last_right) = spec
+    if last_right:  # a number last: padded like the others, all at once
+        fixed.append((last_title, last_field, last_right))
+    columns = [_ps_cells(records, field, right) for _, field, right in fixed]
+    if args.header:
+        columns = [[title, *column] for title, column in zip(titles, columns, strict=False)]
+    rows = len(records) + args.header
+    prefixes = (
+        ["  ".join(row) for row in zip(*_pad(columns, [r for _, _, r in fixed]), strict=True)]
+        if columns
+        else [""] * rows
+    )
+    if last_right:
+        yield _lines_text([prefix.rstrip(" ") for prefix in prefixes], limit)
+        return
+    glue = "  " if fixed else ""
+    if args.header:
+        yield _lines_text([f"{prefixes[0]}{glue}{last_title}".rstrip(" ")], limit)
+        del prefixes[0]
+    # A batch is pieces, joined once when it reaches _BATCH_CHARS: a row is
+    # never copied whole on its own, however long its command line.
+    parts: list[str] = []
+    size = 0
+    for start in range(0, len(records), _BATCH):
+        cells = _ps_cells(records[start : start + _BATCH], last_field, False)
+        for prefix, cell in zip(prefixes[start : start + _BATCH], cells, strict=True):
+            if limit is not None:  # a terminal: never more than it shows
+                parts.append(_cut(f"{prefix}{glue}{cell[:limit]}".rstrip(" "), limit))
+            else:
+                tail = cell.rstrip(" ")  # the cell itself, not a copy, unless it ends in spaces
+                parts += (prefix, glue, tail) if tail else (prefix.rstrip(" "),)
+            parts.append("\n")
+            size += len(cell)
+            if size >= _BATCH_CHARS:
+                yield "".join(parts)
+                parts.clear()
+                size = 0
+    yield "".join(parts)
+
+
+def _json_processes(records: "list[ProcessRecord]", keys: list[str]) -> "Iterator[str]":
+    """The ps JSON document, written once its text reaches _BATCH_CHARS."""
+    import json
+
+    dumps = json.dumps
+    parts = ['{"processes": [']
+    size = 0
+    for index, r in enumerate(records):
+        text = dumps({key: getattr(r, key) for key in keys})
+        parts += (", ", text) if index else (text,)
+        size += len(text)
+        if size >= _BATCH_CHARS:
+            yield "".join(parts)
+            parts.clear()
+            size = 0
+    parts.append("]}\n")
+    yield "".join(parts)
 
 
 def _owned_by(record: "ProcessRecord", uids: set[int], names: set[str]) -> bool:
@@ -454,6 +610,7 @@ def _sessions(args: _Args) -> int:
                     "since": _iso(info.since),
                     "process_count": info.process_count,
                     "is_console": info.is_console,
+                    "verified": info.verified,
                 }
                 for info in listed
             ]
@@ -469,24 +626,60 @@ def _sessions(args: _Args) -> int:
             _cell(_iso(info.since)),
             str(info.process_count),
             "*" if info.is_console else "-",
+            _VERIFIED_MARK[info.verified],
         ]
         for info in listed
     ]
     header = SESSION_HEADER if args.header else None
-    right = (True, True, False, True, False, False, True, False)
+    right = (True, True, False, True, False, False, True, False, False)
     columns = [list(column) for column in zip(*rows, strict=True)] or [[] for _ in right]
-    return _write(_table(header, columns, right))
+    return _write_lines(_table(header, columns, right), args)
+
+
+def _line_limit(wide: int) -> int | None:
+    """How many terminal columns a row may take: the terminal's width (its
+    COLUMNS, as procps honours, else its size; 80 when it tells none) when
+    stdout is a terminal, at least 132 with one -w; None (rows whole) with
+    -ww or to a pipe or a file."""
+    stdout = sys.stdout
+    if wide >= 2 or stdout is None:
+        return None
+    try:  # OSError for a pipe or a file: rows whole
+        columns = os.get_terminal_size(stdout.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
+    given = os.environ.get("COLUMNS", "")
+    if given.isascii() and given.isdigit() and 0 < int(given) < 1 << 20:
+        columns = int(given)
+    columns = columns or 80
+    return max(columns, _WIDE_COLUMNS) if wide else columns
+
+
+def _lines_text(lines: "list[str]", limit: int | None) -> str:
+    if limit is not None:
+        lines = [_cut(line, limit) for line in lines]
+    return "".join(line + "\n" for line in lines)
+
+
+def _write_lines(lines: "list[str]", args: _Args) -> int:
+    return _write(_lines_text(lines, _line_limit(args.wide)))
 
 
 def _write(text: str) -> int:
-    """Write ``text`` to stdout; EXIT_OK, or EXIT_FAILED after one line on
-    stderr when stdout is closed or cannot take it (``>/dev/full``)."""
+    return _write_chunks((text,))
+
+
+def _write_chunks(chunks: "Iterable[str]") -> int:
+    """Write each of ``chunks`` to stdout as it comes; EXIT_OK, or
+    EXIT_FAILED after one line on stderr when stdout is closed or cannot
+    take it (``>/dev/full``)."""
     stdout = sys.stdout
     if stdout is None:
         _error("cannot write the output: standard output is closed")
         return EXIT_FAILED
     try:
-        stdout.write(text)
+        for text in chunks:
+            stdout.write(text)
         stdout.flush()
         return EXIT_OK
     except BrokenPipeError:
@@ -506,6 +699,32 @@ def _write(text: str) -> int:
     return EXIT_FAILED
 
 
+def _carry_any_character() -> None:
+    """Make stdout replace what its encoding cannot carry with ? (as procps
+    does) instead of failing the whole output on one name, and note a
+    non-UTF-8 encoding for _printable, which maps cells before it measures
+    them. JSON is ASCII (escapes) whatever the encoding."""
+    global _narrow_encoding
+    stdout = sys.stdout
+    encoding = getattr(stdout, "encoding", None)
+    if not isinstance(encoding, str):
+        return
+    try:
+        from codecs import lookup
+
+        name = lookup(encoding).name
+    except LookupError:
+        return
+    if name != "utf-8":
+        _narrow_encoding = name
+    reconfigure = getattr(stdout, "reconfigure", None)
+    if reconfigure is not None:
+        try:  # noqa: SIM105 - contextlib would cost an import
+            reconfigure(errors="replace")
+        except (OSError, ValueError):
+            pass
+
+
 def main(argv: "Sequence[str] | None" = None) -> int:
     """Run the command; returns the exit code."""
     try:
@@ -513,6 +732,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     except UsageError as err:
         _error(str(err))
         return EXIT_USAGE
+    _carry_any_character()
     if args == "help":
         return _write(HELP)
     if args == "version":

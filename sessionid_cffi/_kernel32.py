@@ -1,8 +1,12 @@
 """Windows backend: kernel32.dll through the cffi ABI-mode binding.
 
-``ffi.dlopen`` does no library search on Windows, so the DLLs are named
-exactly. The Win32 last error is read with ``ffi.getwinerror()`` right
-after the call, in the same thread (cffi saves it per thread).
+``kernel32.dll`` is a KnownDLL: Windows maps it from System32 whatever a
+search would find. The other DLLs (``wtsapi32.dll``, ``advapi32.dll``) are
+loaded by their full path in the System32 folder (GetSystemDirectoryW), so
+no DLL planted in the working or the program's folder can stand in. The
+Win32 last error is read with ``ffi.getwinerror()`` right after the call, in
+the same thread (cffi saves it per thread). Every string the API returns is
+read with a length bound: the size it reports, or the documented maximum.
 """
 
 from __future__ import annotations
@@ -33,10 +37,34 @@ ERROR_INSUFFICIENT_BUFFER = 122
 # LookupAccountSidW's buffers, in characters: account names have at most 256
 # (UNLEN), domain names less; a longer answer is asked once more at its size.
 _ACCOUNT_CHARS = 257
+# The longest strings the API returns without a size: an image name is a
+# file name (MAX_PATH, 260, at most; 32767 is the longest path Windows
+# has); a WinStation name has 32 characters at most (WINSTATIONNAME_LENGTH).
+_IMAGE_CHARS = 32767
+_STATION_CHARS = 33
+# A listing is taken again when a session changed identity meanwhile.
+_LISTING_ATTEMPTS = 3
 
 kernel32 = ffi.dlopen("kernel32.dll")
 # Bound once: looking a function up on the library object costs a lookup per call.
 _process_id_to_session_id = kernel32.ProcessIdToSessionId
+
+
+def system_directory() -> str:
+    """The System32 folder, as GetSystemDirectoryW tells it."""
+    size = 260
+    for _attempt in range(2):
+        buffer = ffi.new("WCHAR[]", size)
+        length = int(kernel32.GetSystemDirectoryW(buffer, size))
+        if 0 < length < size:
+            return str(ffi.string(buffer, length))
+        if length == 0:
+            break
+        size = length  # too small: the answer is the size needed, NUL included
+    code, message = ffi.getwinerror()
+    raise SessionIdError(
+        None, code or ERROR_GEN_FAILURE, f"GetSystemDirectoryW failed: {message}", None
+    )
 
 
 def error_for(pid: int, winerror: int, message: str) -> SessionIdError:
@@ -90,7 +118,7 @@ class Kernel32Backend:
 
     def _dll(self, name: str) -> Any:
         if name not in self._dlls:
-            self._dlls[name] = ffi.dlopen(name)
+            self._dlls[name] = ffi.dlopen(f"{system_directory()}\\{name}")
         return self._dlls[name]
 
     def _account_name(self, sid: Any, names: dict[bytes, str | None]) -> str | None:
@@ -112,7 +140,7 @@ class Kernel32Backend:
                 if advapi32.LookupAccountSidW(
                     ffi.NULL, sid, name, name_size, domain, domain_size, use
                 ):
-                    names[key] = str(ffi.string(name)) or None
+                    names[key] = str(ffi.string(name, name_size[0])) or None
                     break
                 if ffi.getwinerror()[0] != ERROR_INSUFFICIENT_BUFFER:
                     break  # ERROR_NONE_MAPPED (1332) and the like: no name
@@ -146,7 +174,7 @@ class Kernel32Backend:
                     (
                         pid,
                         int(entry.SessionId),
-                        ffi.string(image) if image != ffi.NULL else None,
+                        ffi.string(image, _IMAGE_CHARS) if image != ffi.NULL else None,
                         self._account_name(entry.pUserSid, names) if owners else None,
                     )
                 )
@@ -174,7 +202,8 @@ class Kernel32Backend:
         ):
             return None
         try:
-            name = ffi.string(buffer[0]) if buffer[0] != ffi.NULL else ""
+            # size: bytes, the terminating NUL included.
+            name = ffi.string(buffer[0], size[0] // 2) if buffer[0] != ffi.NULL else ""
         finally:
             wtsapi32.WTSFreeMemory(buffer[0])
         return str(name) or None
@@ -195,7 +224,7 @@ class Kernel32Backend:
                 entry = entries[i]
                 name = entry.pWinStationName
                 stations[int(entry.SessionId)] = (
-                    str(ffi.string(name)) or None if name != ffi.NULL else None
+                    str(ffi.string(name, _STATION_CHARS)) or None if name != ffi.NULL else None
                 )
         finally:
             wtsapi32.WTSFreeMemory(table[0])
@@ -233,12 +262,10 @@ class Kernel32Backend:
         from ._records import ProcessRecord
 
         owners = fields is None or "user" in fields
-        users: dict[int, str | None] = {}
-        stations = self._station_names()
+        stations, listed, identities = self._consistent_listing(owners)
+        users = {session: user for session, (user, _since) in identities.items()}
         records: list[ProcessRecord] = []
-        for pid, session, name, owner in self._enumerate(owners):
-            if session not in users:
-                users[session] = self.session_user(session)
+        for pid, session, name, owner in listed:
             records.append(
                 ProcessRecord(
                     pid,
@@ -258,21 +285,56 @@ class Kernel32Backend:
         ``uid`` and ``leader`` are None (Windows has neither)."""
         from ._records import SessionInfo
 
+        stations, listed, identities = self._consistent_listing(False)
         counts: dict[int, int] = {}
-        for _pid, session, _name, _owner in self._enumerate():
+        for _pid, session, _name, _owner in listed:
             counts[session] = counts.get(session, 0) + 1
-        stations = self._station_names()
         console = self.console_session_id()
         return [
             SessionInfo(
                 session,
                 None,
-                self.session_user(session),
+                identities[session][0],
                 None,
                 stations.get(session),
-                self.logon_time(session),
+                identities[session][1],
                 counts.get(session, 0),
                 session == console,
             )
-            for session in sorted(counts.keys() | stations.keys())
+            for session in sorted(identities)
         ]
+
+    def _identity(self, session: int) -> tuple[str | None, float | None]:
+        """What tells one logon of ``session`` from the next one that
+        reuses its number: its user and its logon time."""
+        return self.session_user(session), self.logon_time(session)
+
+    def _consistent_listing(
+        self, owners: bool
+    ) -> tuple[
+        dict[int, str | None],
+        list[tuple[int, int, str | None, str | None]],
+        dict[int, tuple[str | None, float | None]],
+    ]:
+        """The stations, the process list and each session's identity (user,
+        logon time) as one view: the identities are asked before and after
+        the process list, and the whole is taken again (up to
+        _LISTING_ATTEMPTS times) when one changed, as when a session number
+        is reused by a new logon between the calls; a session still changing
+        after that gets no user and no logon time (None) rather than
+        another logon's. A session that appears only in the process list
+        (started meanwhile) is asked after it, twice."""
+        for _attempt in range(_LISTING_ATTEMPTS):
+            stations = self._station_names()
+            before = {session: self._identity(session) for session in stations}
+            listed = self._enumerate(owners)
+            sessions = stations.keys() | {session for _pid, session, _name, _owner in listed}
+            for session in sessions - before.keys():
+                before[session] = self._identity(session)
+            after = {session: self._identity(session) for session in sessions}
+            changed = {session for session in sessions if after[session] != before[session]}
+            if not changed:
+                break
+        for session in changed:
+            after[session] = (None, None)
+        return stations, listed, after

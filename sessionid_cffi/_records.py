@@ -36,13 +36,14 @@ if TYPE_CHECKING:
 
     class SessionInfo(NamedTuple):
         session_id: int
-        uid: int | None
-        user: str | None
-        leader: int | None
-        tty: str | None
-        since: float | None
-        process_count: int
-        is_console: bool
+        uid: int | None = None
+        user: str | None = None
+        leader: int | None = None
+        tty: str | None = None
+        since: float | None = None
+        process_count: int = 0
+        is_console: bool = False
+        verified: bool | None = None
 
 
 _PROCESS_DOC = """One process, as ``process_records()`` lists it (the ``ps`` columns).
@@ -80,6 +81,10 @@ start time; ``tty`` the terminal of the earliest-started process of the
 session that has one. Windows: ``tty`` is the WinStation name (``Console``,
 ``RDP-Tcp#0``, ``Services``), ``since`` the logon time where Windows tells
 it, ``uid`` and ``leader`` are None. Session 0 has no user.
+
+Construct with ``session_id`` and keywords for the rest:
+``SessionInfo(3, user="alice")``; ``process_count`` defaults to 0,
+``is_console`` to False, the other fields to None.
 """
 
 _SESSION_FIELDS = (
@@ -91,6 +96,13 @@ _SESSION_FIELDS = (
     ("since", "When the session started, as a POSIX timestamp, or None."),
     ("process_count", "How many of its processes the caller may inspect."),
     ("is_console", "Whether it is ``active_console_session_id()``."),
+    (
+        "verified",
+        "Linux: True when the login was started by a process owned by root, as every PAM"
+        " login service is; False when a process not owned by root could have set the"
+        " login uid itself (a forged login); None when it cannot be told, for session 0"
+        " and on Windows (docs/linux.md, 'Forged logins').",
+    ),
 )
 
 
@@ -114,17 +126,26 @@ class _FieldSignature:
         )
 
 
-def _named_tuple(name: str, doc: str, fields: tuple[tuple[str, str], ...], required: int) -> "Any":
+def _named_tuple(
+    name: str,
+    doc: str,
+    fields: tuple[tuple[str, str], ...],
+    required: int,
+    defaults: "dict[str, object] | None" = None,
+) -> "Any":
     """A tuple subclass with named, read-only fields: what
     ``collections.namedtuple`` makes, for the API these records promise.
-    Fields after the first ``required`` ones default to None."""
+    Fields after the first ``required`` ones default to None, or to what
+    ``defaults`` says."""
     names = tuple(field for field, _ in fields)
     count = len(names)
+    field_defaults = {key: (defaults or {}).get(key) for key in names[required:]}
+    blank = [field_defaults.get(key) for key in names]
 
     def new(cls: type, *values: object, **named: object) -> "Any":
         if len(values) > count:
             raise TypeError(f"{name}() takes at most {count} values, got {len(values)}")
-        row = list(values) + [None] * (count - len(values))
+        row = list(values) + blank[len(values) :]
         for key, value in named.items():
             try:
                 index = names.index(key)
@@ -167,7 +188,7 @@ def _named_tuple(name: str, doc: str, fields: tuple[tuple[str, str], ...], requi
         "__slots__": (),
         "__module__": "sessionid_cffi",
         "_fields": names,
-        "_field_defaults": {key: None for key in names[required:]},
+        "_field_defaults": field_defaults,
         "__match_args__": names,
         "__new__": new,
         "_make": classmethod(_make),
@@ -184,7 +205,13 @@ def _named_tuple(name: str, doc: str, fields: tuple[tuple[str, str], ...], requi
 
 if not TYPE_CHECKING:
     ProcessRecord = _named_tuple("ProcessRecord", _PROCESS_DOC, _PROCESS_FIELDS, 2)
-    SessionInfo = _named_tuple("SessionInfo", _SESSION_DOC, _SESSION_FIELDS, len(_SESSION_FIELDS))
+    SessionInfo = _named_tuple(
+        "SessionInfo",
+        _SESSION_DOC,
+        _SESSION_FIELDS,
+        1,
+        {"process_count": 0, "is_console": False},
+    )
 
 #: Every field a record has, in order (``process_records(fields=...)`` names some).
 RECORD_FIELDS = tuple(field for field, _ in _PROCESS_FIELDS)

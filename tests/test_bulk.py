@@ -118,9 +118,9 @@ def test_bulk_views_agree_with_the_table(table: dict[int, int], data: st.DataObj
 
 
 def test_session_info_is_a_named_tuple() -> None:
-    info = SessionInfo(3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True)
-    session_id, uid, user, leader, tty, since, count, console = info
-    assert (session_id, uid, user, leader, tty, since, count, console) == (
+    info = SessionInfo(3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True, False)
+    session_id, uid, user, leader, tty, since, count, console, verified = info
+    assert (session_id, uid, user, leader, tty, since, count, console, verified) == (
         3,
         1000,
         "alice",
@@ -129,6 +129,7 @@ def test_session_info_is_a_named_tuple() -> None:
         1.5e9,
         2,
         True,
+        False,
     )
     assert info._asdict() == {
         "session_id": 3,
@@ -139,8 +140,9 @@ def test_session_info_is_a_named_tuple() -> None:
         "since": 1.5e9,
         "process_count": 2,
         "is_console": True,
+        "verified": False,
     }
-    assert json.loads(json.dumps(info)) == [3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True]
+    assert json.loads(json.dumps(info)) == [3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True, False]
     assert json.loads(json.dumps(info._asdict())) == info._asdict()
     assert info == SessionInfo(*info)
     assert info != info._replace(process_count=3)
@@ -152,8 +154,10 @@ def test_session_info_is_a_named_tuple() -> None:
         info.user = "mallory"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         info.extra = 1  # type: ignore[attr-defined]
+    # Issue 17: the session and keywords, the rest defaulted.
+    assert SessionInfo(3, user="alice") == (3, None, "alice", None, None, None, 0, False, None)
     with pytest.raises(TypeError, match="missing"):
-        SessionInfo(3, 1000, "alice")  # type: ignore[call-arg]
+        SessionInfo(user="alice")  # type: ignore[call-arg]
 
 
 def test_process_record_is_a_named_tuple_with_optional_fields() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -341,7 +342,6 @@ def test_sessions_lists_the_own_session() -> None:
     assert isinstance(listed, list)
     own = {row["session_id"]: row for row in listed}[s.current_session_id()]
     assert own["process_count"] >= 1
-    assert own["is_console"] == (s.current_session_id() == s.active_console_session_id())
     lines = ok("sessions").splitlines()
     assert lines[0].split() == [
         "SESSION",
@@ -352,10 +352,61 @@ def test_sessions_lists_the_own_session() -> None:
         "SINCE",
         "PROCESSES",
         "CONSOLE",
+        "VERIFIED",
     ]
     rows = {int(line.split()[0]): line.split() for line in lines[1:]}
     assert s.current_session_id() in rows
-    assert all(len(row) == 8 and row[7] in ("*", "-") for row in rows.values())
+    assert all(len(row) == 9 and row[7] in ("*", "-") for row in rows.values())
+    assert all(row[8] in ("yes", "NO", "-") for row in rows.values())
+
+
+# Run in a private mount namespace with a tmpfs on /run that holds what
+# systemd-logind writes (seat0's ACTIVE session, that session's AUDIT id),
+# as the procfs backend reads it. The shell first opens a login of its own
+# (root writes its loginuid) and names, as the console's, the session the
+# kernel gave it (or another one): the truth is what the test set up.
+UNSHARE = ["unshare", "-m", "--propagation", "private"]
+PRIVATE_RUN = r"""
+set -e
+echo 1000 > /proc/self/loginuid
+own=$(cat /proc/self/sessionid)
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/seats /run/systemd/sessions
+echo "ACTIVE=login7" > /run/systemd/seats/seat0
+if [ "$1" = own ]; then echo "AUDIT=$own"; else echo "AUDIT=$1"; fi > /run/systemd/sessions/login7
+echo "$own"
+exec "$2" -m sessionid_cffi "$3" sessions
+"""
+
+
+@linux_only
+@needs_root
+@pytest.mark.parametrize("console", ["own", "4294967294"])
+def test_sessions_marks_the_console_session_that_logind_names(console: str) -> None:
+    if not os.path.exists("/proc/self/loginuid") or shutil.which("unshare") is None:
+        pytest.skip("needs audit login sessions and unshare(1)")
+    done = {}
+    for form in ("--json", "--no-header"):
+        result = subprocess.run(
+            [*UNSHARE, "sh", "-c", PRIVATE_RUN, "sh", console, sys.executable, form],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=NEUTRAL,
+        )
+        assert (result.returncode, result.stderr) == (0, ""), result
+        own, _, output = result.stdout.partition("\n")
+        done[form] = (int(own), output)
+    own, output = done["--json"]
+    listed = json.loads(output)["sessions"]
+    valid({"sessions": listed})
+    consoles = [row["session_id"] for row in listed if row["is_console"]]
+    # 4294967294: a session number no process holds, so no row is the console.
+    assert consoles == ([own] if console == "own" else [])
+    assert own in [row["session_id"] for row in listed]
+    own, output = done["--no-header"]
+    stars = [line.split()[0] for line in output.splitlines() if line.split()[7] == "*"]
+    assert stars == ([str(own)] if console == "own" else [])
 
 
 def test_backend_option_answers_with_that_backend() -> None:
@@ -373,6 +424,7 @@ def test_backend_option_answers_with_that_backend() -> None:
         "since": None,
         "process_count": 1,
         "is_console": False,
+        "verified": None,
     }
 
 
@@ -572,3 +624,234 @@ def test_a_uid_without_a_name_is_a_number_in_tables_and_null_in_json() -> None:
         assert plain[str(nameless.session)][1:3] == ["4242424", "4242424"]
     finally:
         nameless.close()
+
+
+def named_child(name: bytes, *args: str) -> subprocess.Popen[str]:
+    """A real process whose comm is ``name`` (written to /proc/self/comm)
+    and whose other arguments are ``args``; started once it has renamed."""
+    code = (
+        "import sys\n"
+        "open('/proc/self/comm', 'wb').write(bytes.fromhex(sys.argv[1]))\n"
+        "print(flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, name.hex(), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    child.stdout.readline()
+    return child
+
+
+def ended(child: subprocess.Popen[str]) -> None:
+    child.kill()
+    child.wait()
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            stream.close()
+
+
+# Output encodings that cannot carry 漢: latin-1 by PYTHONIOENCODING, and
+# ASCII by the C locale with Python's UTF-8 mode and locale coercion off.
+NARROW_OUTPUTS = {
+    "utf-8": {"PYTHONIOENCODING": "utf-8"},
+    "latin-1": {"PYTHONIOENCODING": "latin-1"},
+    "C": {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},
+}
+
+
+@linux_only
+@pytest.mark.parametrize("output", list(NARROW_OUTPUTS))
+def test_every_row_prints_whatever_the_output_encoding(output: str) -> None:
+    # Issue 20: one name outside the output encoding wiped the whole table.
+    name = "漢字漢字漢"
+    child = named_child(name.encode())
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SESSIONID_CFFI_BACKEND", "PYTHONIOENCODING", "LC_ALL", "LANG")
+    }
+    env.update(NARROW_OUTPUTS[output])
+    try:
+
+        def sessionid(*args: str) -> tuple[int, bytes, bytes]:
+            done = subprocess.run(
+                [*COMMAND, *args], capture_output=True, timeout=120, env=env, cwd=NEUTRAL
+            )
+            return done.returncode, done.stdout, done.stderr
+
+        status, table, errors = sessionid("ps")
+        assert (status, errors) == (0, b"")
+        encoding = "utf-8" if output == "utf-8" else "latin-1"
+        rows = table.decode(encoding).splitlines()
+        shown = name if output == "utf-8" else "?????"
+        [row] = [r for r in rows if r.split()[0] == str(child.pid)]
+        assert row.endswith(f"  {shown}")
+        # Every process is a row: PID 1 and this test's own process too.
+        assert {"1", str(os.getpid())} <= {r.split()[0] for r in rows[1:]}
+        # The columns before COMMAND stay aligned when ? stands for a wide character.
+        status, table, errors = sessionid("ps", "-p", f"{child.pid},1", "-o", "comm,pid")
+        assert (status, errors) == (0, b"")
+        lines = table.decode(encoding).splitlines()
+        assert len({width(line) for line in lines}) == 1, lines
+        # JSON is ASCII whatever the encoding, and keeps the name.
+        status, document, errors = sessionid("--json", "ps", "-p", str(child.pid))
+        assert (status, errors) == (0, b"")
+        assert document.isascii()
+        assert json.loads(document)["processes"][0]["comm"] == name
+    finally:
+        ended(child)
+
+
+@linux_only
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        # Hangul fillers, braille blank: letters and a symbol that draw nothing.
+        ("a\u3164b".encode(), "a?b"),
+        ("a\u115fb".encode(), "a?b"),
+        ("a\u2800b".encode(), "a?b"),
+        # Combining grapheme joiner, variation selector 16: marks.
+        ("a\u034fb".encode(), "a?b"),
+        ("a\ufe0fb".encode(), "a?b"),
+        # Zero-width space, right-to-left override: format characters.
+        ("a\u200bb".encode(), "a?b"),
+        ("a\u202eb".encode(), "a?b"),
+        # A decomposed é is é, not e and a lone mark.
+        ("e\u0301t\u00e9".encode(), "\u00e9t\u00e9"),
+        # A byte that is not UTF-8 is ?, never the text \xff ...
+        (b"a\xffb", "a?b"),
+        # ... which a name may hold as four characters of its own.
+        (b"a\\xffb", "a\\xffb"),
+    ],
+    ids=repr,
+)
+def test_invisible_characters_and_invalid_bytes_print_as_question_marks(
+    name: bytes, shown: str
+) -> None:
+    child = named_child(name)
+    try:
+        [row] = ok("ps", "--no-header", "-p", str(child.pid), "-o", "comm,pid").splitlines()
+        assert row.split() == [shown, str(child.pid)]
+        [process] = ok_json("ps", "-p", str(child.pid), "-o", "comm")["processes"]  # type: ignore[misc]
+        # JSON: the text itself, a byte that is not UTF-8 as a lone surrogate
+        # escape (\udcff) that no valid text holds: the bytes come back whole.
+        assert os.fsencode(process["comm"]) == name
+    finally:
+        ended(child)
+
+
+def on_terminal(*args: str, columns: int = 80) -> tuple[int, list[str]]:
+    """The command's output lines on a pseudo-terminal ``columns`` wide."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if k not in ("SESSIONID_CFFI_BACKEND", "COLUMNS")}
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    process = subprocess.Popen(
+        [*COMMAND, *args], stdout=follower, stderr=subprocess.DEVNULL, env=env, cwd=NEUTRAL
+    )
+    os.close(follower)
+    chunks = []
+    while True:  # read as it comes: a full terminal buffer would stop the writer
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the writer closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    status = process.wait(timeout=120)
+    return status, b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
+
+
+# Issue 20: in an 80-column terminal this argv wrapped into a line that
+# looks like a row for PID 1.
+FAKE_ROW = "1  0  root  -  /sbin/init"
+
+
+@linux_only
+def test_rows_are_cut_at_the_terminal_width_so_none_poses_as_a_row() -> None:
+    child = named_child(b"vim", "notes.txt" + " " * 120 + FAKE_ROW)
+    real_init = "/sbin/init" in Path("/proc/1/cmdline").read_bytes().decode(errors="replace")
+    try:
+        columns = "pid,session,user,luid,args"
+        status, lines = on_terminal("ps", "-o", columns)
+        assert status == 0
+        assert all(width(line) <= 80 for line in lines), max(lines, key=width)
+        [row] = [line for line in lines if line.split()[0] == str(child.pid)]
+        assert width(row) == 80
+        assert sum("/sbin/init" in line for line in lines) == real_init
+        # -w: at least 132 columns; -ww and a pipe: whole rows.
+        status, lines = on_terminal("ps", "-w", "-o", columns)
+        [row] = [line for line in lines if line.split()[0] == str(child.pid)]
+        assert width(row) == 132
+        assert all(width(line) <= 132 for line in lines)
+        for whole in (
+            on_terminal("ps", "-ww", "-o", columns)[1],
+            ok("ps", "-o", columns).splitlines(),
+        ):
+            [row] = [line for line in whole if line.split()[0] == str(child.pid)]
+            assert row.endswith(" " * 120 + FAKE_ROW)
+        # The sessions table is cut the same way.
+        status, lines = on_terminal("sessions", columns=40)
+        assert status == 0
+        assert lines
+        assert all(width(line) <= 40 for line in lines)
+    finally:
+        ended(child)
+
+
+def test_widths_count_what_terminals_draw() -> None:
+    from sessionid_cffi._cli import _cut, _width
+
+    # U+FE0F (a variation selector) and U+0301 (a combining accent) draw
+    # nothing of their own; 漢 takes two columns.
+    assert [_width(t) for t in ("a\ufe0f", "e\u0301", "漢字", "a\u200bb")] == [1, 1, 4, 2]
+    # A wide character that would straddle the edge is left out.
+    assert _cut("ab漢字", 3) == "ab"
+    assert _cut("ab漢字", 4) == "ab漢"
+
+
+PLANTED_JSON = """
+import pathlib
+pathlib.Path(__file__).with_name("ran").write_text("a planted json.py ran")
+from_planted = True
+"""
+
+
+@pytest.mark.parametrize("form", [["-P"], ["-I"], []], ids=["-P", "-I", "plain -m"])
+def test_the_recommended_forms_import_nothing_from_the_working_folder(
+    tmp_path: Path, form: list[str]
+) -> None:
+    # docs/cli.md: as root in a folder others can write, `python -m` would
+    # import their json.py; `python -P -m` (3.11+) and `python -I -m` do not.
+    if form == ["-P"] and sys.version_info < (3, 11):
+        pytest.skip("-P is new in Python 3.11")
+    if not form and list(Path(sys.base_prefix).glob("*._pth")):
+        pytest.skip("the embeddable CPython's ._pth keeps the working folder off sys.path")
+    (tmp_path / "json.py").write_text(PLANTED_JSON)
+    done = subprocess.run(
+        [sys.executable, *form, "-m", "sessionid_cffi", "--json", "ps", "-p", str(os.getpid())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "SESSIONID_CFFI_BACKEND"},
+    )
+    planted_ran = (tmp_path / "ran").exists()
+    if form:
+        assert (done.returncode, done.stderr) == (0, ""), done
+        assert not planted_ran
+        [process] = json.loads(done.stdout)["processes"]
+        assert process["pid"] == os.getpid()
+    else:
+        # The plain form does run it: what the recommendation avoids.
+        assert planted_ran

@@ -659,23 +659,54 @@ CLI_SUBPROCESS_ARGVS = [
 ]
 
 
-@pytest.mark.parametrize("argv", CLI_SUBPROCESS_ARGVS, ids=repr)
-def test_cli_as_a_process(argv: list[str]) -> None:
+@pytest.fixture(scope="module")
+def wide_named_process() -> Iterator[int]:
+    """A process whose name no 8-bit encoding carries (Linux: its comm), so
+    that every ps and sessions table below has a row with it."""
+    code = (
+        "import sys\n"
+        "if sys.platform != 'win32': open('/proc/self/comm', 'wb').write('漢字漢字漢'.encode())\n"
+        "print(flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert child.stdout is not None
+    child.stdout.readline()
+    yield child.pid
+    child.kill()
+    child.wait()
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            stream.close()
+
+
+# The output encodings the command runs under: UTF-8 and two that cannot
+# carry most names (these tests ran under UTF-8 only, and so never saw a
+# name wipe a whole table).
+OUTPUT_ENCODINGS = ["utf-8:backslashreplace", "latin-1", "ascii"]
+
+
+@pytest.mark.parametrize("encoding", OUTPUT_ENCODINGS)
+@pytest.mark.parametrize(
+    "argv", [*CLI_SUBPROCESS_ARGVS, ["ps"], ["ps", "-o", "comm,pid"], ["sessions"]], ids=repr
+)
+def test_cli_as_a_process(argv: list[str], encoding: str, wide_named_process: int) -> None:
     # The real entry point: a fresh interpreter, argv as bytes where not UTF-8.
     if WINDOWS and any("\udcff" in a for a in argv):
         pytest.skip("Windows argv is UTF-16: no lone surrogate reaches a process")
     FIGURES["cli_runs"] += 1
     command = [sys.executable, "-m", "sessionid_cffi"]
     args: list[str | bytes] = [os.fsencode(a) if not WINDOWS else a for a in argv]
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8:backslashreplace"}
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
     env.pop("SESSIONID_CFFI_BACKEND", None)
     done = subprocess.run([*command, *args], capture_output=True, timeout=60, env=env)
-    check_cli(
-        argv,
-        done.returncode,
-        done.stdout.decode("utf-8", "replace"),
-        done.stderr.decode("utf-8", "replace"),
-    )
+    stdout = done.stdout.decode(encoding.split(":")[0])  # strict: it must be that encoding
+    check_cli(argv, done.returncode, stdout, done.stderr.decode("utf-8", "replace"))
+    if argv[:1] == ["ps"]:  # every row printed, the wide-named one too
+        assert done.returncode == 0
+        assert str(wide_named_process) in stdout.split()
 
 
 @settings(max_examples=8 if WINDOWS else 15)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
+import pytest
 from _sshd import Sshd, sshd  # noqa: F401 - the fixture
 
 import sessionid_cffi as s
@@ -206,6 +210,9 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
             "since": since,
             "process_count": row["process_count"],
             "is_console": False,
+            # sshd's per-login process (root) wrote the login uid; its parent,
+            # the listener, is root too: every PAM login looks like this.
+            "verified": True,
         }
         # The shell (now sleep) and sshd's processes of this login, at least.
         assert row["process_count"] >= 2
@@ -219,6 +226,7 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
         ).stdout.splitlines()
         [line] = [ln.split() for ln in plain if ln.split()[0] == str(session)]
         assert line[:5] == [str(session), "0", "root", str(leader), tty.removeprefix("/dev/")]
+        assert line[-1] == "yes"
         ps = subprocess.run(
             [*COMMAND, "ps", "-p", str(shell), "-o", "pid,tty,user,login,comm"],
             capture_output=True,
@@ -233,5 +241,166 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
         login.kill()
         login.wait()
         for stream in (login.stdin, login.stdout, login.stderr):
+            if stream is not None:
+                stream.close()
+
+
+UNSET = 4294967295
+POSE = "sshd: root@pts/9"
+
+
+def own_login_uid() -> int:
+    with open("/proc/self/loginuid") as file:
+        return int(file.read())
+
+
+def made_login(script: str, user: int | None = None) -> tuple[subprocess.Popen[str], int]:
+    """A process started by ``script`` (bash) that opens a login of its own
+    by writing /proc/self/loginuid, then prints the session the kernel gave
+    it and becomes ``sleep 900``; with the session number from the inside."""
+    process = subprocess.Popen(
+        ["bash", "-c", f"{script}; cat /proc/self/sessionid; echo; exec -a '{POSE}' sleep 900"],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        user=user,
+    )
+    assert process.stdout is not None
+    return process, int(process.stdout.readline())
+
+
+def session_row(session: int) -> dict[str, object]:
+    [row] = [r for r in outside("sessions")["sessions"] if r["session_id"] == session]  # type: ignore[index]
+    return row  # type: ignore[no-any-return]
+
+
+def plain_row(session: int) -> list[str]:
+    plain = subprocess.run(
+        [*COMMAND, "sessions"], capture_output=True, text=True, timeout=60, check=True, cwd=NEUTRAL
+    ).stdout.splitlines()
+    [line] = [ln.split() for ln in plain[1:] if ln.split()[0] == str(session)]
+    return line
+
+
+@pytest.mark.parametrize("claimed", [0, 1000])
+def test_a_login_forged_by_nobody_is_not_verified(claimed: int) -> None:
+    # Issue 20: a process whose loginuid is unset may set it once, to any uid,
+    # without privilege. As nobody: claim root's login and pose as sshd.
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start a process as nobody")
+    if own_login_uid() != UNSET:
+        pytest.skip("this test runs inside a login: its children cannot set the login uid")
+    forger, session = made_login(f"echo {claimed} > /proc/self/loginuid", user=65534)
+    try:
+        assert session not in (0, UNSET), "the kernel refused nobody's write"
+        row = session_row(session)
+        # It looks like a root login, and says it is not verified.
+        assert (row["uid"], row["leader"]) == (claimed, forger.pid)
+        assert row["verified"] is False
+        line = plain_row(session)
+        assert line[1:2] + line[3:4] == [str(claimed), str(forger.pid)]
+        assert line[-1] == "NO"
+        [info] = [i for i in s.sessions() if i.session_id == session]
+        assert info.verified is False
+    finally:
+        forger.kill()
+        forger.wait()
+        assert forger.stdout is not None
+        forger.stdout.close()
+
+
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_a_login_made_by_root_is_verified(uid: int) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to write a login uid")
+    login, session = made_login(f"echo {uid} > /proc/self/loginuid")
+    try:
+        row = session_row(session)
+        assert (row["uid"], row["leader"], row["verified"]) == (uid, login.pid, True)
+        assert plain_row(session)[-1] == "yes"
+    finally:
+        login.kill()
+        login.wait()
+        assert login.stdout is not None
+        login.stdout.close()
+
+
+@pytest.mark.parametrize("parent_stays", [False, True])
+def test_a_login_whose_maker_became_root_through_setuid_is_not_verified(
+    parent_stays: bool,
+) -> None:
+    # nobody sets the login uid, then runs a setuid-root program: the
+    # process is owned by root (effective uid 0) but its real uid is nobody;
+    # and where nobody's shell that started it stays, its parent is nobody.
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a setuid program")
+    if own_login_uid() != UNSET:
+        pytest.skip("this test runs inside a login: its children cannot set the login uid")
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's tmp_path is closed to nobody
+    program = folder / "sleeper"
+    shutil.copy("/bin/sleep", program)
+    os.chmod(folder, 0o755)
+    os.chmod(program, 0o4755)
+    script = f"echo 0 > /proc/self/loginuid; cat /proc/self/sessionid; echo; exec {program} 900"
+    if parent_stays:  # a subshell makes the login, its nobody parent waits
+        script = f"( {script} ) & echo $!; wait"
+    forger = subprocess.Popen(
+        ["bash", "-c", script],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        user=65534,
+    )
+    try:
+        assert forger.stdout is not None
+        leader = int(forger.stdout.readline()) if parent_stays else forger.pid
+        session = int(forger.stdout.readline())
+        deadline = time.monotonic() + 10
+        while os.stat(f"/proc/{leader}").st_uid != 0:  # the exec has happened
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        row = session_row(session)
+        assert (row["uid"], row["leader"]) == (0, leader)
+        assert row["verified"] is False
+    finally:
+        if parent_stays:
+            os.kill(leader, 9)
+        forger.kill()
+        forger.wait()
+        assert forger.stdout is not None
+        forger.stdout.close()
+        shutil.rmtree(folder)
+
+
+def test_a_login_whose_maker_dropped_to_its_own_user_cannot_be_told() -> None:
+    # What systemd's user@.service does: root writes the user's uid, then the
+    # process becomes that user. A service of that user forging its own
+    # login looks the same from outside (root parent, own uid as login uid).
+    if os.geteuid() != 0:
+        pytest.skip("needs root to write a login uid")
+    code = (
+        "import os, sys\n"
+        "open('/proc/self/loginuid', 'w').write('1000')\n"
+        "print(open('/proc/self/sessionid').read(), flush=True)\n"
+        "os.setgid(1000)\n"
+        "os.setuid(1000)\n"
+        "print(flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    login = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert login.stdout is not None
+        session = int(login.stdout.readline())
+        login.stdout.readline()  # it is now uid 1000
+        row = session_row(session)
+        assert (row["uid"], row["leader"]) == (1000, login.pid)
+        assert row["verified"] is None
+        assert plain_row(session)[-1] == "-"
+    finally:
+        login.kill()
+        login.wait()
+        for stream in (login.stdin, login.stdout):
             if stream is not None:
                 stream.close()

@@ -393,8 +393,8 @@ def test_records_name_users_from_loginuid_as_documented(tmp_path: Path) -> None:
     assert first_of_5 in (0, 1)
     assert records == [
         record(tmp_path, 10, 0, "init"),
-        # a byte that is no UTF-8 shown escaped, never lost
-        record(tmp_path, 11, 5, "a\\xffb", luid=first_of_5),
+        # a byte that is no UTF-8 kept as a lone surrogate, never lost or mistaken for text
+        record(tmp_path, 11, 5, "a\udcffb", luid=first_of_5),
         record(tmp_path, 12, 6, "x"),
         # no passwd entry: the number says who, the name is None (never a number in a string)
         record(tmp_path, 13, 7, "y")._replace(luid=free_uid),

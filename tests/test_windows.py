@@ -7,10 +7,13 @@ binding with an independent one (pywin32's win32ts, written by others).
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from _handles import describe_holders, holders
@@ -148,3 +151,154 @@ def test_agrees_with_pywin32_on_every_enumerated_process() -> None:
     for _session, pid, _name, _sid in listed:
         if pid:
             assert our_answer(pid) == pywin32_answer(pid), pid
+
+
+NON_ANSI_IMAGE = "漢字.exe"  # outside the ANSI code page (cp1252 here)
+
+
+def test_redirected_output_carries_an_image_name_outside_the_code_page(tmp_path: Path) -> None:
+    # Issue 20: output to a file uses the ANSI code page, and one image name
+    # outside it failed the whole table. A copy of this python.exe under a
+    # non-ASCII name, its DLLs beside it, its library found by PYTHONHOME
+    # (an installed CPython) or in the zip its ._pth names (the embeddable
+    # one the Wine lane runs).
+    base = Path(sys.base_prefix)
+    for path in base.iterdir():
+        if path.suffix.lower() in (".dll", ".zip", "._pth", ".pyd"):
+            shutil.copy(path, tmp_path / path.name)
+    image = tmp_path / NON_ANSI_IMAGE
+    shutil.copy(Path(sys.base_prefix) / "python.exe", image)
+    env = {**os.environ, "PYTHONHOME": sys.base_prefix}
+    child = subprocess.Popen(
+        [str(image), "-c", "import sys; print(flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONIO", "PYTHONUTF8"))}
+        env["PYTHONUTF8"] = "0"
+        out = tmp_path / "table.txt"
+        with out.open("wb") as file:
+            done = subprocess.run(
+                [sys.executable, "-m", "sessionid_cffi", "ps"],
+                stdout=file,
+                stderr=subprocess.PIPE,
+                env=env,
+                timeout=120,
+            )
+        assert (done.returncode, done.stderr) == (0, b"")
+        rows = out.read_bytes().decode("mbcs").splitlines()
+        [row] = [r for r in rows if r.split()[0] == str(child.pid)]
+        assert row.endswith(" ??.exe")
+        assert {str(os.getpid())} <= {r.split()[0] for r in rows[1:]}
+        # JSON is ASCII and keeps the name.
+        done = subprocess.run(
+            [sys.executable, "-m", "sessionid_cffi", "--json", "ps", "-p", str(child.pid)],
+            capture_output=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done
+        assert json.loads(done.stdout)["processes"][0]["comm"] == NON_ANSI_IMAGE
+    finally:
+        child.kill()
+        child.wait()
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
+
+
+PLANTED = r"""
+import ctypes, sys
+kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+kernel32.SetDllDirectoryW.argtypes = [ctypes.c_wchar_p]
+# A folder Windows searches before System32 for a DLL named without a path.
+assert kernel32.SetDllDirectoryW(sys.argv[1])
+import sessionid_cffi as s
+records = s.process_records()
+listed = s.sessions()
+kernel32.GetModuleHandleW.restype = ctypes.c_void_p
+kernel32.GetModuleHandleW.argtypes = [ctypes.c_wchar_p]
+kernel32.GetModuleFileNameW.argtypes = [ctypes.c_void_p, ctypes.c_wchar_p, ctypes.c_uint]
+for name in ("wtsapi32.dll", "advapi32.dll"):
+    path = ctypes.create_unicode_buffer(1024)
+    kernel32.GetModuleFileNameW(kernel32.GetModuleHandleW(name), path, 1024)
+    print(path.value)
+print(len(records), len(listed))
+"""
+
+
+def test_dlls_are_loaded_from_system32_not_from_a_searched_folder(tmp_path: Path) -> None:
+    # Not a DLL at all: loading it by search would fail the listing.
+    for name in ("wtsapi32.dll", "advapi32.dll"):
+        (tmp_path / name).write_bytes(b"MZ planted, not a DLL")
+    done = subprocess.run(
+        [sys.executable, "-c", PLANTED, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    *paths, counts = done.stdout.splitlines()
+    system32 = (
+        s.get_backend().__module__
+        and __import__("sessionid_cffi._kernel32", fromlist=["system_directory"]).system_directory()
+    )
+    assert [os.path.dirname(p).lower() for p in paths] == [system32.lower()] * 2
+    assert all(int(n) > 0 for n in counts.split())
+
+
+def test_each_session_of_a_listing_has_its_own_user() -> None:
+    # Against pywin32 (written by others): on a quiet machine each session's
+    # user in the listing is the one Windows reports for that session.
+    import win32ts
+
+    def user_of(session: int) -> str | None:
+        return win32ts.WTSQuerySessionInformation(None, session, win32ts.WTSUserName) or None
+
+    listed = s.sessions()
+    assert listed
+    for info in listed:
+        assert info.user == user_of(info.session_id)
+        assert info.verified is None  # Linux's notion: Windows cannot tell
+    for record in s.process_records():
+        assert record.login == user_of(record.session_id)
+
+
+def changing_identities(changes: int) -> object:
+    """The kernel32 backend, but each session's identity (user, logon time)
+    changes on its first ``changes`` asks: a stand-in, since Wine cannot log
+    a session off and another on under the same number while a listing
+    runs. Everything else is the real API."""
+    from sessionid_cffi._kernel32 import Kernel32Backend
+
+    asks: dict[int, int] = {}
+
+    class Changing(Kernel32Backend):
+        def _identity(self, session: int) -> tuple[str | None, float | None]:
+            count = asks[session] = asks.get(session, 0) + 1
+            if count <= changes:
+                return f"logon{count}", float(count)
+            return super()._identity(session)
+
+    return Changing()
+
+
+def test_a_listing_is_taken_again_when_a_session_changes_meanwhile() -> None:
+    import win32ts
+
+    # Two asks change (one listing's before and after): the second listing is
+    # consistent, and each user is the one Windows reports.
+    with s.use_backend(changing_identities(2)):  # type: ignore[arg-type]
+        for info in s.sessions():
+            user = win32ts.WTSQuerySessionInformation(None, info.session_id, win32ts.WTSUserName)
+            assert info.user == (user or None)
+
+
+def test_a_session_that_keeps_changing_gets_no_user_rather_than_another_logons() -> None:
+    with s.use_backend(changing_identities(100)):  # type: ignore[arg-type]
+        listed = s.sessions()
+        records = s.process_records()
+    assert listed
+    assert all((info.user, info.since) == (None, None) for info in listed)
+    assert all(record.login is None for record in records)

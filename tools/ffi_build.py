@@ -32,6 +32,9 @@ typedef WCHAR *LPWSTR;
 
 /* processthreadsapi.h (kernel32.dll) */
 BOOL WINAPI ProcessIdToSessionId(DWORD dwProcessId, DWORD *pSessionId);
+/* sysinfoapi.h (kernel32.dll): where wtsapi32.dll and advapi32.dll are loaded from */
+typedef unsigned int UINT;
+UINT WINAPI GetSystemDirectoryW(LPWSTR lpBuffer, UINT uSize);
 /* winbase.h (kernel32.dll) */
 DWORD WINAPI WTSGetActiveConsoleSessionId(void);
 
