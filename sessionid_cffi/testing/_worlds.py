@@ -31,6 +31,10 @@ from .. import get_backend
 from ..emulation.model import ModelBackend
 from ._processes import process_started_at, start_process, wait_until_gone
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._generated import Judgement
+
 WINDOWS = sys.platform == "win32"
 LINUX = sys.platform.startswith("linux")
 
@@ -101,6 +105,17 @@ class World:
 
     def names_process(self, pid: int) -> bool | None:
         """Whether ``pid`` names a process now; None if the world cannot tell."""
+        return None
+
+    @property
+    def judged(self) -> dict[str, str]:
+        """Per rule, what its part of the generated world judged (for the report)."""
+        judged: dict[str, str] = self.__dict__.setdefault("_judged_rules", {})
+        return judged
+
+    def generated(self, backend: object) -> Judgement | None:
+        """The generated live world's findings about ``backend`` (built
+        and judged once per backend), or None where the world has none."""
         return None
 
 
@@ -200,7 +215,16 @@ class LiveWorld(World):
     description = "real processes of this machine"
     aliasing = WINDOWS
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, worlds: int | None = None, size: int | None = None, seed: int | None = None
+    ) -> None:
+        from ._generated import sizing
+
+        #: The generated world's knobs: how many worlds of how many
+        #: processes (see ``check_contract``), and the first world's seed.
+        self.worlds, self.size = sizing(worlds, size)
+        self.seed = seed
+        self._judged: dict[int, Judgement] = {}
         self._login_unavailable: str | None = None
         if WINDOWS:
             self._login_unavailable = (
@@ -267,6 +291,16 @@ class LiveWorld(World):
         if WINDOWS:
             return None
         return os.path.exists(f"/proc/{pid}")  # true for thread ids too
+
+    def generated(self, backend: object) -> Judgement | None:
+        if self.worlds == 0:
+            return None
+        from ._generated import judge
+
+        key = id(backend)
+        if key not in self._judged:
+            self._judged[key] = judge(backend, worlds=self.worlds, size=self.size, seed=self.seed)
+        return self._judged[key]
 
 
 # -- the model world: truth is what the world put in the table ---------------

@@ -40,7 +40,7 @@ from .._errors import (
 from .._generated_ffi import ffi
 from .._interface import Backend
 from ..emulation.model import ModelBackend
-from ._worlds import Child, World, world_for
+from ._worlds import Child, LiveWorld, World, world_for
 
 DWORD_MAX = 0xFFFFFFFF
 UNTOUCHED = 0xDEADBEEF
@@ -130,6 +130,29 @@ def _raw_call(backend: Backend, pid: int) -> tuple[int, int, int]:
     return ok, lowlevel.GetLastError(), int(out[0])
 
 
+def _judge_generated(backend: Backend, world: World, rule: str) -> str | None:
+    """This rule's part of the generated live world (``_generated.py``):
+    a violation if the backend was wrong about any of its processes,
+    threads or query forms; else a note of what could not be built (None:
+    all of it was)."""
+    judgement = world.generated(backend)
+    if judgement is None:
+        return None
+    if judgement.failed:
+        world.judged[rule] = judgement.failed
+        return judgement.failed
+    world.judged[rule] = judgement.describe(rule)
+    found = judgement.findings[rule]
+    if found:
+        more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+        raise ContractViolation(
+            f"{rule}: in the {judgement.describe(rule)}: " + "; ".join(found[:3]) + more
+        )
+    if "logins" in judgement.missing and rule != "C4":
+        return judgement.missing["logins"]
+    return None
+
+
 def c1_self(backend: Backend, world: World) -> None:
     """C1: the caller's own PID answers its true session, the same each
     time, raw API too."""
@@ -150,7 +173,10 @@ def c1_self(backend: Backend, world: World) -> None:
 
 def c2_inheritance(backend: Backend, world: World) -> None:
     """C2: a child started by the caller is in the caller's session; a child
-    that started a new login is in that login's session."""
+    that started a new login is in that login's session; on a live machine
+    every running process of the generated world, at any depth, orphaned
+    or not, answers the session it reports from the inside."""
+    partial = _judge_generated(backend, world, "C2")
     own = world.self_truth()
     with world.child() as child:
         if child is None:
@@ -171,6 +197,8 @@ def c2_inheritance(backend: Backend, world: World) -> None:
             why = world.login_unavailable()
             raise PartlyChecked(f"children in the caller's session only: {why}")
         _expect_session(backend, login.pid, "C2", "a child in a new login", login.truth)
+    if partial:
+        raise PartlyChecked(partial)
 
 
 def c3_missing(backend: Backend, world: World) -> None:
@@ -186,20 +214,29 @@ def c3_missing(backend: Backend, world: World) -> None:
 
 
 def c4_threads(backend: Backend, world: World) -> None:
-    """C4: a thread id that is not a process id fails with 87."""
+    """C4: a thread id that is not a process id fails with 87: the caller's
+    own thread, and threads of the generated world's other processes."""
+    partial = _judge_generated(backend, world, "C4")
     with world.thread_id() as tid:
         if tid is None:
             raise RuleSkipped(f"{world.description}: cannot start a thread")
         _expect_error(backend, tid, ERROR_INVALID_PARAMETER, "C4", "a thread id")
+    if partial:
+        raise PartlyChecked(partial)
 
 
 def c5_exited(backend: Backend, world: World) -> None:
     """C5: an exited process answers its session while it is held (Linux: a
     zombie; Windows: a handle is open); once gone, 87. The child is in a new
-    login where one can be made, so that its session is not everybody's."""
+    login where one can be made, so that its session is not everybody's.
+    On a live machine, the generated world's exited processes at depth and
+    its reaped PIDs too."""
+    partial = _judge_generated(backend, world, "C5")
     with world.child(login=True) as login:
         if login is not None:
             _check_exit(backend, world, login)
+            if partial:
+                raise PartlyChecked(partial)
             return
     with world.child() as child:
         if child is None:
@@ -211,6 +248,8 @@ def c5_exited(backend: Backend, world: World) -> None:
             "the exited child is in session 0, so an answer of 0 made up for exited "
             f"processes cannot be told apart: {world.login_unavailable()}"
         )
+    if partial:
+        raise PartlyChecked(partial)
 
 
 def _check_exit(backend: Backend, world: World, child: Child) -> None:
@@ -242,7 +281,10 @@ def c6_access(backend: Backend, world: World) -> None:
 
 def c7_domain(backend: Backend, world: World) -> None:
     """C7: every DWORD PID is a valid input; answers are DWORDs or errors;
-    the listing holds the caller in its true session."""
+    the listing holds the caller in its true session; on a live machine
+    ``session_ids(subset)``, ``session_ids(None)`` and ``process_records``
+    list every process of the generated world in its true session."""
+    partial = _judge_generated(backend, world, "C7")
     rng = random.Random(7)
     pids = [0, 1, 2, 3, 4, 8, 2**31 - 1, 2**31, DWORD_MAX - 3, DWORD_MAX]
     pids += [rng.randrange(DWORD_MAX + 1) for _ in range(40)]
@@ -251,7 +293,8 @@ def c7_domain(backend: Backend, world: World) -> None:
     # The processes the backend lists answer DWORDs too, the same as listed
     # (a process may have exited since the listing: then any error is fine).
     listed = backend.session_ids(None)
-    for pid, session in sorted(listed.items())[:LISTED_SAMPLE]:
+    entries = sorted(listed.items())
+    for pid, session in rng.sample(entries, min(LISTED_SAMPLE, len(entries))):
         if type(session) is not int or not 0 <= session <= DWORD_MAX:
             raise ContractViolation(
                 f"C7: session_ids() lists PID {pid} in {session!r}, not a DWORD"
@@ -268,6 +311,8 @@ def c7_domain(backend: Backend, world: World) -> None:
             f"C7: the caller (PID {own}) is in session {truth}, but session_ids() "
             f"lists it as {listed.get(own, 'absent')}"
         )
+    if partial:
+        raise PartlyChecked(partial)
 
 
 class _Spy:
@@ -359,6 +404,11 @@ def c9_last_error_per_thread(backend: Backend, world: World) -> None:
         raise ContractViolation(
             f"C9: this thread's last error became {after} after another thread's calls, "
             f"{kept} after its own successful call ({ok_own}); expected 87 both times"
+        )
+    if not hasattr(backend, "native_process_id_to_session_id"):
+        raise LibraryLevel(
+            "the raw call of a backend that is not native keeps its last error in the "
+            "library's own thread-local, not the backend's: nothing about the backend"
         )
 
 
@@ -514,20 +564,33 @@ class ContractReport:
     skipped: dict[str, str] = field(default_factory=dict)
     library: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    #: Per rule, what the generated live world let it judge: how many
+    #: processes, threads, PID reuses, queries and query forms, and the
+    #: world's seed (live backends only).
+    judged: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"contract check of backend {self.backend!r} on {self.world}:"]
         lines += [f"  BROKEN {rule}: {why}" for rule, why in self.broken.items()]
         for rule in self.kept:
             note = self.notes.get(rule)
-            lines.append(f"  kept   {rule}" + (f" (only in part: {note})" if note else ""))
+            judged = f" [{self.judged[rule]}]" if rule in self.judged else ""
+            lines.append(
+                f"  kept   {rule}" + judged + (f" (only in part: {note})" if note else "")
+            )
         lines += [f"  library {rule}: {why}" for rule, why in self.library.items()]
         lines += [f"  not checked {rule}: {why}" for rule, why in self.skipped.items()]
         return "\n".join(lines)
 
 
 def check_contract(
-    backend: Backend, *, world: World | None = None, rules: list[str] | None = None
+    backend: Backend,
+    *,
+    world: World | None = None,
+    rules: list[str] | None = None,
+    worlds: int | None = None,
+    size: int | None = None,
+    seed: int | None = None,
 ) -> ContractReport:
     """Run the contract rules against ``backend``; raise ContractViolation
     with a readable report if any rule is broken, else return the report.
@@ -538,15 +601,30 @@ def check_contract(
     the listed processes otherwise. The check never installs ``backend``:
     what other threads see does not change while it runs, and the calling
     thread's ``GetLastError()`` is put back when it ends.
+
+    On a live backend the check also draws ``worlds`` generated worlds of
+    ``size`` real processes each (default: 1 world of 16, or the
+    ``SESSIONID_CONTRACT_WORLDS`` and ``SESSIONID_CONTRACT_WORLD_SIZE``
+    environment variables; 0 worlds: none), the first from ``seed``
+    (default: random; the report names it, to replay a finding).
     """
-    for attribute in BACKEND_ATTRIBUTES:
-        if not hasattr(backend, attribute):
-            raise TypeError(f"check_contract() needs a backend with .{attribute}")
+    missing = [name for name in BACKEND_ATTRIBUTES if not hasattr(backend, name)]
+    if missing:
+        raise TypeError(
+            "check_contract() needs a backend with "
+            + ", ".join(f".{name}" for name in missing)
+            + f"; {type(backend).__name__} has none of these (see sessionid_cffi.Backend)"
+        )
     if world is None and isinstance(backend, ModelBackend):
         # The rules spawn and reap in the model: do it in a copy, so that
         # code using the model meanwhile (a fake_sessions block) sees no change.
         backend = copy.copy(backend)
-    chosen = world if world is not None else world_for(backend)
+    if world is not None:
+        chosen = world
+    else:
+        chosen = world_for(backend)
+        if isinstance(chosen, LiveWorld):
+            chosen = LiveWorld(worlds=worlds, size=size, seed=seed)
     report = ContractReport(str(getattr(backend, "name", "?")), chosen.description)
     last_error = lowlevel.GetLastError()
     try:
@@ -562,14 +640,37 @@ def check_contract(
             except PartlyChecked as err:
                 report.kept.append(name)
                 report.notes[name] = str(err)
-            except Exception as err:  # the backend broke the scene the rule needs
-                report.broken[name] = (
-                    f"{name}: the check could not run, it raised {type(err).__name__}: {err}"
-                )
+            except Exception as err:
+                if _raised_by_the_kit(err):
+                    report.skipped[name] = (
+                        f"the check itself failed (a bug of sessionid_cffi.testing, not of "
+                        f"the backend; please report it): {type(err).__name__}: {err}"
+                    )
+                else:  # the backend broke the scene the rule needs
+                    report.broken[name] = (
+                        f"{name}: the check could not run, the backend raised "
+                        f"{type(err).__name__}: {err}"
+                    )
             else:
                 report.kept.append(name)
+            if name in chosen.judged:
+                report.judged[name] = chosen.judged[name]
     finally:
         lowlevel._set_last_error(last_error)
     if report.broken:
         raise ContractViolation(str(report))
     return report
+
+
+def _raised_by_the_kit(err: BaseException) -> bool:
+    """Whether ``err`` was raised in the kit's own code (its innermost
+    Python frame is in this package) rather than in a backend's."""
+    import os.path
+
+    kit = os.path.dirname(os.path.abspath(__file__))
+    trace = err.__traceback__
+    last = None
+    while trace is not None:
+        last = trace.tb_frame.f_code.co_filename
+        trace = trace.tb_next
+    return last is not None and os.path.dirname(os.path.abspath(last)) == kit

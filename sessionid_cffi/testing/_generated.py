@@ -1,0 +1,321 @@
+"""The generated live world: a random forest of real processes, judged.
+
+``check_contract`` on a live backend does not only ask about the caller
+and its own children: it draws a world of real processes (the kit's agent
+forest, ``_forest.py``) and judges every answer about it against what each
+process reported of itself from the inside. The world holds, where the OS
+allows them:
+
+- trees several levels deep, with logins started at any depth (Linux: a
+  process writes a uid to its own loginuid; root anywhere, anyone else in
+  a process whose loginuid is still unset) and their descendants;
+- ``setsid`` leaders and ``nohup`` processes (Linux);
+- orphans: processes started through an intermediary that exits at once
+  (a tree the caller did not start itself), re-parented to the caller as
+  the forest's subreaper (Linux);
+- threads of other processes (their ids must answer 87);
+- exited processes held at depth (Linux: zombies; Windows: held by their
+  parent's handle) and reaped PIDs (87, unless a stranger took the PID).
+
+Every query form is judged on the same world: ``session_id`` of each PID,
+``session_ids(subset)``, ``session_ids(None)`` (every world process listed
+with its true session, no thread id listed) and ``process_records`` where
+the backend has it. The findings are sorted by rule: C2 (a running
+process's session), C4 (thread ids), C5 (exited and reaped processes), C7
+(the listing forms).
+
+The world is drawn with a seeded ``random.Random``, not Hypothesis: the
+check runs inside users' own tests, Hypothesis tests among them (a nested
+``@given`` is refused), and a real process world cannot be shrunk in
+useful time. The seed is in the report, so a finding can be replayed with
+``check_contract(..., seed=N)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._errors import SessionIdError
+from ._forest import LINUX, WINDOWS, ForestError, Proc, RealForest, can_login, root_may_login
+
+#: Processes in one generated world by default.
+DEFAULT_SIZE = 16
+#: Environment variables of the longer run (read when the arguments are None).
+WORLDS_ENV = "SESSIONID_CONTRACT_WORLDS"
+SIZE_ENV = "SESSIONID_CONTRACT_WORLD_SIZE"
+#: The rules the generated world informs.
+RULES = ("C2", "C4", "C5", "C7")
+
+
+@dataclass
+class Judgement:
+    """What the generated worlds showed, per rule."""
+
+    seeds: list[int] = field(default_factory=list)
+    #: rule -> the violations seen (empty: kept).
+    findings: dict[str, list[str]] = field(default_factory=lambda: {r: [] for r in RULES})
+    #: rule -> {"processes": n, "threads": n, "reuses": n, "queries": n, "forms": n}.
+    counts: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {r: dict.fromkeys(_KINDS, 0) for r in RULES}
+    )
+    #: What the worlds could not hold here, and why (for the report's notes).
+    missing: dict[str, str] = field(default_factory=dict)
+    #: Set when no world could be built at all.
+    failed: str | None = None
+
+    def describe(self, rule: str) -> str:
+        count = self.counts[rule]
+        parts = [f"{count[kind]} {kind}" for kind in _KINDS if count[kind]]
+        seeds = ", ".join(map(str, self.seeds))
+        return f"generated world (seed {seeds}): " + ", ".join(parts)
+
+
+_KINDS = ("processes", "threads", "reuses", "queries", "forms")
+
+
+def sizing(worlds: int | None, size: int | None) -> tuple[int, int]:
+    """How many worlds of how many processes: the arguments, else the
+    environment variables, else one world of DEFAULT_SIZE."""
+    if worlds is None:
+        worlds = int(os.environ.get(WORLDS_ENV) or 1)
+    if size is None:
+        size = int(os.environ.get(SIZE_ENV) or DEFAULT_SIZE)
+    if worlds < 0 or size < 1:
+        raise ValueError(f"worlds must be >= 0 and size >= 1, got {worlds} and {size}")
+    return worlds, size
+
+
+def judge(backend: Any, *, worlds: int, size: int, seed: int | None) -> Judgement:
+    """Build ``worlds`` generated worlds of ``size`` processes and judge
+    ``backend`` on each; the seed of world k is ``seed + k``."""
+    judgement = Judgement()
+    first = random.randrange(2**32) if seed is None else seed
+    for k in range(worlds):
+        judgement.seeds.append(first + k)
+        forest = RealForest()
+        try:
+            _build(forest, random.Random(first + k), size, judgement)
+            _judge_forest(backend, forest, judgement)
+        except ForestError as err:
+            judgement.failed = f"the generated world could not be built: {err}"
+            return judgement
+        finally:
+            forest.close()
+    return judgement
+
+
+# -- building ---------------------------------------------------------------
+def _may_login(proc: Proc) -> bool:
+    return LINUX and can_login() and (root_may_login() or not proc.login_set)
+
+
+def _build(forest: RealForest, rng: random.Random, size: int, judgement: Judgement) -> None:
+    """A random world of ``size`` processes (see the module docstring)."""
+    logins = LINUX and can_login()
+    if not logins:
+        judgement.missing["logins"] = (
+            "no process could start a login here (not Linux, no audit sessions, or the "
+            "caller's loginuid is set without CAP_AUDIT_CONTROL): every process of the "
+            "world is in the caller's session"
+        )
+    # A spine several levels deep, with a login at a random depth >= 1 (so
+    # that processes away from the caller are in a session of their own).
+    depth = min(size, rng.randint(3, 4))
+    login_at = rng.randrange(depth)
+    parent: Proc | None = None
+    for level in range(depth):
+        proc = forest.spawn(parent, orphan=level > 0 and rng.random() < 0.3 and LINUX)
+        if level == login_at and _may_login(proc):
+            forest.login(proc)
+        parent = proc
+    # An orphan tree the caller did not start: through an intermediary.
+    if len(forest.procs) < size:
+        orphan = forest.spawn(None, orphan=True)
+        if _may_login(orphan) and rng.random() < 0.7:
+            forest.login(orphan)
+    while len(forest.procs) < size:
+        alive = [p for p in forest.procs if p.state == "alive"]
+        parent = rng.choice(alive + [None])  # type: ignore[list-item]
+        proc = forest.spawn(parent, orphan=LINUX and rng.random() < 0.2)
+        if _may_login(proc) and rng.random() < 0.4:
+            forest.login(proc)
+        if LINUX and rng.random() < 0.3:
+            forest.setsid(proc)
+        if LINUX and rng.random() < 0.3:
+            forest.nohup(proc)
+    for proc in rng.sample(forest.procs, k=min(3, len(forest.procs))):
+        forest.add_thread(proc)
+    _fates(forest, rng)
+
+
+def _fates(forest: RealForest, rng: random.Random) -> None:
+    """Exit some processes away from the caller (held: zombies, or by a
+    handle), reap some of those; the deepest first."""
+
+    def depth(proc: Proc) -> int:
+        level, up = 0, proc.parent
+        while up is not None:
+            level, up = level + 1, up.parent
+        return level
+
+    candidates = [p for p in forest.procs if not p.tids and _may_exit(p)]
+    candidates.sort(key=depth, reverse=True)
+    chosen = candidates[: max(2, len(candidates) // 3)]
+    for proc in chosen:
+        if _may_exit(proc):
+            forest.exit(proc)
+    for proc in chosen[1::2]:
+        if proc.state == "exited" and _may_reap(proc):
+            forest.reap(proc)
+
+
+def _may_exit(proc: Proc) -> bool:
+    if proc.state != "alive":
+        return False
+    if WINDOWS:  # someone must hold its handle: its parent, or the caller
+        parent = proc.parent
+        return proc.popen is not None or (
+            not proc.orphan and parent is not None and parent.state == "alive"
+        )
+    return True
+
+
+def _may_reap(proc: Proc) -> bool:
+    parent = proc.parent
+    return LINUX or proc.popen is not None or (parent is not None and parent.state == "alive")
+
+
+# -- judging ------------------------------------------------------------------
+def _answer(backend: Any, pid: int, what: str) -> int | SessionIdError:
+    try:
+        session = backend.session_id(pid)
+    except SessionIdError as err:
+        return err
+    except Exception as err:
+        raise _Broken(f"session_id({pid}) of {what} raised {type(err).__name__}: {err}") from err
+    return session  # type: ignore[no-any-return]
+
+
+class _Broken(Exception):
+    """A backend call raised what no backend may raise."""
+
+
+def _judge_forest(backend: Any, forest: RealForest, judgement: Judgement) -> None:
+    findings, counts = judgement.findings, judgement.counts
+    try:
+        _judge_single(backend, forest, findings, counts)
+        _judge_listings(backend, forest, findings, counts)
+    except _Broken as err:
+        findings["C7"].append(str(err))
+
+
+def _where(proc: Proc) -> str:
+    """The process in words: its depth, login and fate, for a violation."""
+    level, up = 0, proc.parent
+    while up is not None:
+        level, up = level + 1, up.parent
+    words = [f"depth {level + 1}"]
+    words += ["an orphan"] * proc.orphan
+    words += ["in a login of its own"] * bool(proc.logins)
+    return f"world process {proc.node} (PID {proc.pid}, {', '.join(words)})"
+
+
+def _judge_single(
+    backend: Any,
+    forest: RealForest,
+    findings: dict[str, list[str]],
+    counts: dict[str, dict[str, int]],
+) -> None:
+    """``session_id`` for every PID and thread id of the world."""
+    for proc in forest.procs:
+        rule = {"alive": "C2", "exited": "C5", "gone": "C5"}[proc.state]
+        try:
+            got = _answer(backend, proc.pid, _where(proc))
+        except _Broken as err:
+            findings[rule].append(str(err))
+            continue
+        counts[rule]["processes"] += 1
+        counts[rule]["queries"] += 1
+        if proc.state == "gone":
+            if forest.names_process(proc.pid):
+                continue  # a stranger took the PID: any answer may be true
+            if not (isinstance(got, SessionIdError) and got.winerror == 87):
+                findings[rule].append(
+                    f"{_where(proc)} was reaped: must raise ProcessNotFoundError (87), got {got!r}"
+                )
+        elif got != proc.session:
+            state = "exited, not yet reaped" if proc.state == "exited" else "running"
+            findings[rule].append(
+                f"{_where(proc)}, {state}, reports session {proc.session} from the inside, "
+                f"but the backend answered {got!r}"
+            )
+        for tid in proc.tids if proc.state == "alive" else []:
+            try:
+                got = _answer(backend, tid, f"a thread of {_where(proc)}")
+            except _Broken as err:
+                findings["C4"].append(str(err))
+                continue
+            counts["C4"]["threads"] += 1
+            counts["C4"]["queries"] += 1
+            if not (isinstance(got, SessionIdError) and got.winerror == 87):
+                findings["C4"].append(
+                    f"thread id {tid} of {_where(proc)} must raise ProcessNotFoundError (87), "
+                    f"got {got!r}"
+                )
+    counts["C2"]["forms"] = counts["C5"]["forms"] = counts["C4"]["forms"] = 1
+
+
+def _judge_listings(
+    backend: Any,
+    forest: RealForest,
+    findings: dict[str, list[str]],
+    counts: dict[str, dict[str, int]],
+) -> None:
+    """``session_ids(subset)``, ``session_ids(None)`` and ``process_records``."""
+    listed = {p.pid: p.session for p in forest.procs if p.state != "gone"}
+    listed[forest.self_pid] = forest.self_session
+    gone = [p.pid for p in forest.procs if p.state == "gone"]
+    tids = [t for p in forest.procs if p.state == "alive" for t in p.tids]
+    subset = sorted(listed) + gone + tids
+    random.Random(len(subset)).shuffle(subset)
+    count = counts["C7"]
+    count["processes"] += len(listed)
+    count["threads"] += len(tids)
+
+    def check(form: str, got: dict[int, int], whole: bool) -> None:
+        count["forms"] += 1
+        count["queries"] += 1
+        for pid, truth in sorted(listed.items()):
+            if got.get(pid) != truth:
+                proc = forest.find(pid)
+                who = _where(proc) if proc else f"the caller (PID {pid})"
+                findings["C7"].append(
+                    f"{form} lists {who} as {got.get(pid, 'absent')}, but it reports "
+                    f"session {truth} from the inside"
+                )
+        for pid in tids + gone:
+            if pid in got and not (pid in gone and forest.names_process(pid)):
+                findings["C7"].append(f"{form} lists PID {pid}, a thread id or reaped PID")
+        if not whole:
+            strays = set(got) - set(subset)
+            if strays:
+                findings["C7"].append(f"{form} lists PIDs it was not asked about: {sorted(strays)}")
+
+    check(f"session_ids({len(subset)} world PIDs)", _call(backend.session_ids, subset), False)
+    check("session_ids(None)", _call(backend.session_ids, None), True)
+    records = getattr(backend, "process_records", None)
+    if records is not None:
+        rows = _call(records, None)
+        check("process_records()", {row.pid: row.session_id for row in rows}, True)
+
+
+def _call(method: Any, argument: Any) -> Any:
+    name = getattr(method, "__name__", "a listing method")
+    try:
+        return method(argument)
+    except Exception as err:
+        raise _Broken(f"{name}({argument!r}) raised {type(err).__name__}: {err}") from err
+
