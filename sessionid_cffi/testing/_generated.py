@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,12 +66,15 @@ class Judgement:
     missing: dict[str, str] = field(default_factory=dict)
     #: Set when no world could be built at all.
     failed: str | None = None
+    #: Whether the worlds ran in a PID namespace of their own.
+    isolated: bool = False
 
     def describe(self, rule: str) -> str:
         count = self.counts[rule]
         parts = [f"{count[kind]} {kind}" for kind in _KINDS if count[kind]]
         seeds = ", ".join(map(str, self.seeds))
-        return f"generated world (seed {seeds}): " + ", ".join(parts)
+        where = " in its own PID namespace" if self.isolated else ""
+        return f"generated world{where} (seed {seeds}): " + ", ".join(parts)
 
 
 _KINDS = ("processes", "threads", "reuses", "queries", "forms")
@@ -90,15 +94,41 @@ def sizing(worlds: int | None, size: int | None) -> tuple[int, int]:
 
 def judge(backend: Any, *, worlds: int, size: int, seed: int | None) -> Judgement:
     """Build ``worlds`` generated worlds of ``size`` processes and judge
-    ``backend`` on each; the seed of world k is ``seed + k``."""
-    judgement = Judgement()
+    ``backend`` on each; the seed of world k is ``seed + k``.
+
+    Linux, as root: in a PID namespace of its own with its own /proc (a
+    forked child of the caller runs the worlds there as the namespace's
+    init), so that ``session_ids(None)`` must list exactly the world, and
+    PIDs can be reused on purpose. Elsewhere (or if the namespace cannot be
+    made) in the caller's own namespace, without PID reuse."""
     first = random.randrange(2**32) if seed is None else seed
-    for k in range(worlds):
-        judgement.seeds.append(first + k)
+    seeds = [first + k for k in range(worlds)]
+    if LINUX and os.geteuid() == 0:
+        isolated = _judge_in_namespace(backend, seeds, size)
+        if isinstance(isolated, Judgement):
+            return isolated
+        why = isolated
+    else:
+        why = (
+            "PID reuse is forced only as root on Linux (a private PID namespace with its "
+            "own /proc, and ns_last_pid)"
+        )
+    judgement = _judge_here(backend, seeds, size, isolated=False)
+    judgement.missing["reuse"] = why
+    return judgement
+
+
+def _judge_here(backend: Any, seeds: list[int], size: int, *, isolated: bool) -> Judgement:
+    judgement = Judgement(isolated=isolated)
+    for seed in seeds:
+        judgement.seeds.append(seed)
         forest = RealForest()
         try:
-            _build(forest, random.Random(first + k), size, judgement)
-            _judge_forest(backend, forest, judgement)
+            rng = random.Random(seed)
+            _build(forest, rng, size, judgement)
+            _judge_forest(backend, forest, judgement, isolated)
+            if isolated:
+                _reuse(backend, forest, judgement)
         except ForestError as err:
             judgement.failed = f"the generated world could not be built: {err}"
             return judgement
@@ -107,35 +137,142 @@ def judge(backend: Any, *, worlds: int, size: int, seed: int | None) -> Judgemen
     return judgement
 
 
+#: Seconds the worlds in a PID namespace may take before they are given up.
+NAMESPACE_TIMEOUT = 300
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWPID = 0x20000000
+_MS_REC, _MS_PRIVATE = 0x4000, 1 << 18
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
+_PR_SET_PDEATHSIG = 1
+
+
+def _judge_in_namespace(backend: Any, seeds: list[int], size: int) -> Judgement | str:
+    """The worlds judged in a new PID namespace with its own /proc: a
+    forked child unshares the namespaces and forks the namespace's init,
+    which builds the worlds, asks ``backend`` (inherited by the fork) and
+    writes its judgement to a pipe. A string says why it could not run."""
+    import json
+    import select
+    import signal
+    import warnings
+
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():  # "fork() of a multi-threaded process": we exec nothing
+        warnings.simplefilter("ignore", DeprecationWarning)
+        middle = os.fork()
+    if middle == 0:  # pragma: no cover - runs in the forked children
+        status = 1
+        try:
+            os.close(read_end)
+            libc = _libc()
+            if libc.unshare(_CLONE_NEWPID | _CLONE_NEWNS) != 0:
+                raise OSError(_errno(), "unshare(CLONE_NEWPID | CLONE_NEWNS)")
+            init = os.fork()
+            if init == 0:
+                libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                _mount_own_proc(libc)
+                found = _judge_here(backend, seeds, size, isolated=True)
+                os.write(write_end, json.dumps(found.__dict__).encode())
+                os._exit(0)
+            status = 0 if os.waitpid(init, 0)[1] == 0 else 1
+        except BaseException as err:
+            os.write(write_end, json.dumps({"error": f"{type(err).__name__}: {err}"}).encode())
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    deadline = time.monotonic() + NAMESPACE_TIMEOUT
+    try:
+        while True:
+            ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(middle, signal.SIGKILL)  # its death kills the namespace's init
+                return f"the worlds in a PID namespace took more than {NAMESPACE_TIMEOUT} s"
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        os.waitpid(middle, 0)
+    try:
+        data = json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        return "the worlds in a PID namespace sent no readable judgement"
+    if "error" in data or "seeds" not in data:
+        return f"no PID namespace of its own: {data.get('error', 'its init died')}"
+    judgement = Judgement()
+    judgement.__dict__.update(data)
+    return judgement
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
+
+
+def _mount_own_proc(libc: Any) -> None:
+    """Mounts private to this mount namespace, and a /proc of this PID
+    namespace over /proc."""
+    if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        raise OSError(_errno(), "mount --make-rprivate /")
+    flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    if libc.mount(b"proc", b"/proc", b"proc", flags, None) != 0:
+        raise OSError(_errno(), "mount -t proc proc /proc")
+
+
 # -- building ---------------------------------------------------------------
 def _may_login(proc: Proc) -> bool:
     return LINUX and can_login() and (root_may_login() or not proc.login_set)
 
 
 def _build(forest: RealForest, rng: random.Random, size: int, judgement: Judgement) -> None:
-    """A random world of ``size`` processes (see the module docstring)."""
-    logins = LINUX and can_login()
-    if not logins:
+    """A random world of about ``size`` processes (see the module
+    docstring). Each kind of process (every depth, orphans, setsid leaders,
+    zombies at depth) is made at least once inside a login where logins
+    can be made, so that an answer of 0 or of the caller's session, made
+    up for that kind, differs from its truth."""
+    if not (LINUX and can_login()):
         judgement.missing["logins"] = (
             "no process could start a login here (not Linux, no audit sessions, or the "
             "caller's loginuid is set without CAP_AUDIT_CONTROL): every process of the "
             "world is in the caller's session"
         )
-    # A spine several levels deep, with a login at a random depth >= 1 (so
-    # that processes away from the caller are in a session of their own).
-    depth = min(size, rng.randint(3, 4))
-    login_at = rng.randrange(depth)
+    # Spine A: a direct child logs in; its line goes 4 levels deep, and as
+    # root one deeper level logs in again (a session of its own below a login).
     parent: Proc | None = None
-    for level in range(depth):
-        proc = forest.spawn(parent, orphan=level > 0 and rng.random() < 0.3 and LINUX)
+    relogin = rng.randrange(1, 4)
+    for level in range(4):
+        proc = forest.spawn(parent, orphan=LINUX and level >= 2 and rng.random() < 0.5)
+        if (level == 0 or level == relogin) and _may_login(proc):
+            forest.login(proc)
+        parent = proc
+    # Spine B: the direct child stays in the caller's session, a deeper
+    # level logs in.
+    parent = None
+    login_at = rng.randrange(1, 3)
+    for level in range(3):
+        proc = forest.spawn(parent)
         if level == login_at and _may_login(proc):
             forest.login(proc)
         parent = proc
-    # An orphan tree the caller did not start: through an intermediary.
-    if len(forest.procs) < size:
-        orphan = forest.spawn(None, orphan=True)
-        if _may_login(orphan) and rng.random() < 0.7:
-            forest.login(orphan)
+    # A tree the caller did not start: through an intermediary that exits.
+    orphan = forest.spawn(None, orphan=True)
+    if _may_login(orphan):
+        forest.login(orphan)
+    forest.spawn(forest.spawn(orphan, orphan=LINUX))
+    if LINUX:  # setsid and nohup, inside a login
+        for proc in rng.sample([p for p in forest.procs if p.session != forest.self_session] or
+                               forest.procs, k=2):
+            forest.setsid(proc)
+            forest.nohup(proc)
     while len(forest.procs) < size:
         alive = [p for p in forest.procs if p.state == "alive"]
         parent = rng.choice(alive + [None])  # type: ignore[list-item]
@@ -146,14 +283,16 @@ def _build(forest: RealForest, rng: random.Random, size: int, judgement: Judgeme
             forest.setsid(proc)
         if LINUX and rng.random() < 0.3:
             forest.nohup(proc)
-    for proc in rng.sample(forest.procs, k=min(3, len(forest.procs))):
+    # Threads in other processes, one of them deep inside a login.
+    deep = [p for p in forest.procs if p.session != forest.self_session]
+    for proc in rng.sample(forest.procs, k=2) + deep[-1:]:
         forest.add_thread(proc)
     _fates(forest, rng)
 
 
 def _fates(forest: RealForest, rng: random.Random) -> None:
-    """Exit some processes away from the caller (held: zombies, or by a
-    handle), reap some of those; the deepest first."""
+    """Exit processes away from the caller (held: zombies, or by a handle),
+    the deepest first, one inside a login at least; reap every other one."""
 
     def depth(proc: Proc) -> int:
         level, up = 0, proc.parent
@@ -162,8 +301,9 @@ def _fates(forest: RealForest, rng: random.Random) -> None:
         return level
 
     candidates = [p for p in forest.procs if not p.tids and _may_exit(p)]
-    candidates.sort(key=depth, reverse=True)
-    chosen = candidates[: max(2, len(candidates) // 3)]
+    rng.shuffle(candidates)
+    candidates.sort(key=lambda p: (p.session != forest.self_session, depth(p)), reverse=True)
+    chosen = candidates[: max(4, len(candidates) // 3)]
     for proc in chosen:
         if _may_exit(proc):
             forest.exit(proc)
@@ -203,11 +343,13 @@ class _Broken(Exception):
     """A backend call raised what no backend may raise."""
 
 
-def _judge_forest(backend: Any, forest: RealForest, judgement: Judgement) -> None:
+def _judge_forest(
+    backend: Any, forest: RealForest, judgement: Judgement, isolated: bool
+) -> None:
     findings, counts = judgement.findings, judgement.counts
     try:
         _judge_single(backend, forest, findings, counts)
-        _judge_listings(backend, forest, findings, counts)
+        _judge_listings(backend, forest, findings, counts, isolated)
     except _Broken as err:
         findings["C7"].append(str(err))
 
@@ -273,8 +415,11 @@ def _judge_listings(
     forest: RealForest,
     findings: dict[str, list[str]],
     counts: dict[str, dict[str, int]],
+    isolated: bool,
 ) -> None:
-    """``session_ids(subset)``, ``session_ids(None)`` and ``process_records``."""
+    """``session_ids(subset)``, ``session_ids(None)`` and ``process_records``;
+    in a PID namespace of the world's own, the whole listings must be
+    exactly the world (no other process lives there)."""
     listed = {p.pid: p.session for p in forest.procs if p.state != "gone"}
     listed[forest.self_pid] = forest.self_session
     gone = [p.pid for p in forest.procs if p.state == "gone"]
@@ -299,10 +444,13 @@ def _judge_listings(
         for pid in tids + gone:
             if pid in got and not (pid in gone and forest.names_process(pid)):
                 findings["C7"].append(f"{form} lists PID {pid}, a thread id or reaped PID")
-        if not whole:
-            strays = set(got) - set(subset)
+        if not whole or isolated:
+            strays = set(got) - set(subset if not whole else listed)
             if strays:
-                findings["C7"].append(f"{form} lists PIDs it was not asked about: {sorted(strays)}")
+                where = "it was not asked about" if not whole else (
+                    "naming no process of the world's own PID namespace"
+                )
+                findings["C7"].append(f"{form} lists PIDs {where}: {sorted(strays)[:10]}")
 
     check(f"session_ids({len(subset)} world PIDs)", _call(backend.session_ids, subset), False)
     check("session_ids(None)", _call(backend.session_ids, None), True)
@@ -319,3 +467,46 @@ def _call(method: Any, argument: Any) -> Any:
     except Exception as err:
         raise _Broken(f"{name}({argument!r}) raised {type(err).__name__}: {err}") from err
 
+
+
+def _reuse(backend: Any, forest: RealForest, judgement: Judgement) -> None:
+    """Twice: a process in a login is asked about, exits and is reaped; a
+    newcomer of another login takes its PID (root writes the PID before
+    it to this namespace's ns_last_pid); every query form must now answer
+    the newcomer's session (C5)."""
+    findings, count = judgement.findings["C5"], judgement.counts["C5"]
+    for _ in range(2):
+        first = forest.spawn(None)
+        forest.login(first)
+        pid = first.pid
+        before = (_answer(backend, pid, _where(first)), _call(backend.session_ids, [pid]))
+        if before != (first.session, {pid: first.session}):
+            findings.append(f"{_where(first)} answered {before} before its PID was reused")
+        forest.exit(first)
+        forest.reap(first)
+        with open("/proc/sys/kernel/ns_last_pid", "w") as file:
+            file.write(str(pid - 1))
+        newcomer = forest.spawn(None)
+        if newcomer.pid != pid:
+            judgement.missing["reuse"] = f"the newcomer got PID {newcomer.pid}, not {pid}"
+            return
+        forest.login(newcomer)
+        truth = newcomer.session
+        answers = {
+            "session_id": _answer(backend, pid, _where(newcomer)),
+            "session_ids([pid])": _call(backend.session_ids, [pid]).get(pid),
+            "session_ids(None)": _call(backend.session_ids, None).get(pid),
+        }
+        records = getattr(backend, "process_records", None)
+        if records is not None:
+            rows = {row.pid: row.session_id for row in _call(records, None)}
+            answers["process_records()"] = rows.get(pid)
+        count["reuses"] += 1
+        count["queries"] += len(answers)
+        count["forms"] = max(count["forms"], len(answers))
+        for form, got in answers.items():
+            if got != truth:
+                findings.append(
+                    f"PID {pid} was reused: the process in session {first.session} was reaped "
+                    f"and a newcomer reports session {truth}, but {form} answered {got!r}"
+                )
