@@ -776,8 +776,29 @@ import time
 import sessionid_cffi
 
 
+def _stat(pid):
+    # (state, ppid) of a process, read from /proc/<pid>/stat; None if gone.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def _tgid(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 class LiveWrapper:
-    """Wraps the real live backend; named like it, so it is checked live."""
+    # Wraps the real live backend; named like it, so it is checked live.
 
     def __init__(self):
         self._live = sessionid_cffi.get_backend()
@@ -792,9 +813,31 @@ class LiveWrapper:
     def session_ids(self, pids):
         return self._live.session_ids(pids)
 
+    def process_records(self, fields=None):
+        return self._live.process_records(fields)
+
+
+class WrongFor(LiveWrapper):
+    # Answers 0 where wrong(pid) holds, truly elsewhere; every query form.
+
+    def wrong(self, pid):
+        raise NotImplementedError
+
+    def session_id(self, pid):
+        session = self._live.session_id(pid)
+        return 0 if pid != os.getpid() and self.wrong(pid) else session
+
+    def session_ids(self, pids):
+        listed = self._live.session_ids(pids)
+        return {p: 0 if p != os.getpid() and self.wrong(p) else s for p, s in listed.items()}
+
+    def process_records(self, fields=None):
+        return [r._replace(session_id=0) if r.pid != os.getpid() and self.wrong(r.pid) else r
+                for r in self._live.process_records(fields)]
+
 
 class ZeroForMissing(LiveWrapper):
-    """The classic bug: session 0 for a PID that names nothing."""
+    # The classic bug: session 0 for a PID that names nothing.
 
     def session_id(self, pid):
         try:
@@ -804,7 +847,7 @@ class ZeroForMissing(LiveWrapper):
 
 
 class ExistsThenZero(LiveWrapper):
-    """Checks that the process exists, then never reads its session."""
+    # Checks that the process exists, then never reads its session.
 
     def session_id(self, pid):
         self._live.session_id(pid)
@@ -812,20 +855,16 @@ class ExistsThenZero(LiveWrapper):
 
 
 class ZeroForZombies(LiveWrapper):
-    """Answers 0 for an exited, unreaped process (a zombie), only."""
+    # Answers 0 for an exited, unreaped process (a zombie), only.
 
     def session_id(self, pid):
         session = self._live.session_id(pid)
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                state = stat.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return session
-        return 0 if state == "Z" else session
+        state = _stat(pid)
+        return 0 if state and state[0] == "Z" else session
 
 
 class SharedPid(LiveWrapper):
-    """Keeps the asked PID in shared state: not thread-safe."""
+    # Keeps the asked PID in shared state: not thread-safe.
 
     def session_id(self, pid):
         self.pid = pid
@@ -833,24 +872,184 @@ class SharedPid(LiveWrapper):
         return self._live.session_id(self.pid)
 
 
-def outcomes():
-    """{backend: what check_contract said of it}."""
+class TrueForFamily(WrongFor):
+    # Issue 16's first sample: true for the caller and its direct
+    # children, 0 for every other process.
+
+    def wrong(self, pid):
+        state = _stat(pid)
+        return state is not None and state[1] != os.getpid()
+
+
+class ZeroListing(LiveWrapper):
+    # Issue 16's second sample: session_ids(None) puts every process but
+    # the caller in session 0.
+
+    def session_ids(self, pids):
+        listed = self._live.session_ids(pids)
+        if pids is None:
+            return {p: s if p == os.getpid() else 0 for p, s in listed.items()}
+        return listed
+
+
+class ZeroForGrandchildren(WrongFor):
+    def wrong(self, pid):
+        state = _stat(pid)
+        parent = state and _stat(state[1])
+        return bool(parent) and parent[1] == os.getpid()
+
+
+class ZeroForInitsChildren(WrongFor):
+    # 0 for processes re-parented to init (PID 1), or started by it.
+
+    def wrong(self, pid):
+        state = _stat(pid)
+        return state is not None and state[1] == 1
+
+
+class ZeroForDeepZombies(WrongFor):
+    # 0 for zombies, but only those the caller did not start itself.
+
+    def wrong(self, pid):
+        state = _stat(pid)
+        return state is not None and state[0] == "Z" and state[1] != os.getpid()
+
+
+class ZeroAbove10(WrongFor):
+    def wrong(self, pid):
+        return pid > 10
+
+
+class AnswersOtherThreads(LiveWrapper):
+    # A thread id of another process answers that process's session; the
+    # caller's own threads still answer 87.
+
+    def session_id(self, pid):
+        tgid = _tgid(pid)
+        if tgid not in (None, pid, os.getpid()):
+            return self._live.session_id(tgid)
+        return self._live.session_id(pid)
+
+
+class ListsThreads(LiveWrapper):
+    # session_ids(None) lists every thread of every process too.
+
+    def session_ids(self, pids):
+        listed = self._live.session_ids(pids)
+        if pids is None:
+            for pid, session in list(listed.items()):
+                try:
+                    tasks = os.listdir(f"/proc/{pid}/task")
+                except OSError:
+                    continue
+                listed.update((int(task), session) for task in tasks)
+        return listed
+
+
+class SubsetZero(LiveWrapper):
+    # session_ids(subset) only: 0 for all but the caller.
+
+    def session_ids(self, pids):
+        listed = self._live.session_ids(pids)
+        if pids is not None:
+            return {p: s if p == os.getpid() else 0 for p, s in listed.items()}
+        return listed
+
+
+class RecordsZero(LiveWrapper):
+    # process_records only: 0 for all but the caller.
+
+    def process_records(self, fields=None):
+        return [r if r.pid == os.getpid() else r._replace(session_id=0)
+                for r in self._live.process_records(fields)]
+
+
+class StaleAfterReuse(LiveWrapper):
+    # Checks the PID names a process, then answers what it answered the
+    # first time: right until the PID is reused.
+
+    def __init__(self):
+        super().__init__()
+        self.cache = {}
+
+    def session_id(self, pid):
+        session = self._live.session_id(pid)
+        return self.cache.setdefault(pid, session)
+
+    def session_ids(self, pids):
+        listed = self._live.session_ids(pids)
+        return {p: self.cache.setdefault(p, s) for p, s in listed.items()}
+
+    def process_records(self, fields=None):
+        return [r._replace(session_id=self.cache.setdefault(r.pid, r.session_id))
+                for r in self._live.process_records(fields)]
+
+
+class ParentsSession(LiveWrapper):
+    # Not designed for: answers the session of the process's parent.
+
+    def session_id(self, pid):
+        state = _stat(pid)
+        if pid != os.getpid() and state is not None and state[1] > 0:
+            return self._live.session_id(state[1])
+        return self._live.session_id(pid)
+
+
+class ZeroForMultithreaded(WrongFor):
+    # Not designed for: 0 for a process with more than one thread.
+
+    def wrong(self, pid):
+        try:
+            return len(os.listdir(f"/proc/{pid}/task")) > 1
+        except OSError:
+            return False
+
+
+#: Each broken wrapper, the rules to run on it and the rules it must be
+#: caught under: as root (a PID namespace of its own, PID reuse) and as
+#: nobody (the caller's namespace; None: not expected to be caught there).
+CASES = {
+    "ZeroForMissing": (["C3", "C4", "C5"], {"C3", "C4", "C5"}, {"C3", "C4", "C5"}),
+    "ExistsThenZero": (["C2"], {"C2"}, {"C2"}),
+    "ZeroForZombies": (["C5"], {"C5"}, {"C5"}),
+    "SharedPid": (["C11"], {"C11"}, {"C11"}),
+    "TrueForFamily": (["C2", "C5", "C7"], {"C2", "C5", "C7"}, {"C2", "C5", "C7"}),
+    "ZeroListing": (["C7"], {"C7"}, {"C7"}),
+    "ZeroForGrandchildren": (["C2", "C7"], {"C2", "C7"}, {"C2", "C7"}),
+    "ZeroForInitsChildren": (["C2", "C7"], {"C2", "C7"}, None),
+    "ZeroForDeepZombies": (["C5"], {"C5"}, {"C5"}),
+    "ZeroAbove10": (["C2", "C7"], {"C2", "C7"}, {"C2", "C7"}),
+    "AnswersOtherThreads": (["C4"], {"C4"}, {"C4"}),
+    "ListsThreads": (["C7"], {"C7"}, {"C7"}),
+    "SubsetZero": (["C7"], {"C7"}, {"C7"}),
+    "RecordsZero": (["C7"], {"C7"}, {"C7"}),
+    "StaleAfterReuse": (["C5"], {"C5"}, None),
+    "ParentsSession": (["C2"], {"C2"}, {"C2"}),
+    "ZeroForMultithreaded": (["C2", "C7"], {"C2", "C7"}, {"C2", "C7"}),
+}
+
+
+def outcomes(names=None):
+    # {backend: what check_contract said of it}
     from sessionid_cffi.testing import ContractViolation, check_contract
-    from sessionid_cffi.testing._worlds import LiveWorld
 
     found = {}
-    for make in (LiveWrapper, ZeroForMissing, ExistsThenZero, ZeroForZombies, SharedPid):
+    names = ["LiveWrapper"] + list(CASES) if names is None else names
+    for name in names:
+        rules = None if name == "LiveWrapper" else CASES[name][0]
         report = None
+        started = time.monotonic()
         try:
-            report = check_contract(make(), world=LiveWorld())
+            report = check_contract(globals()[name](), rules=rules)
         except ContractViolation as err:
             text = str(err)
         else:
             text = str(report)
-        found[make.__name__] = {
+        found[name] = {
             "broken": [l.split()[1].rstrip(":") for l in text.splitlines() if "BROKEN" in l],
             "notes": report.notes if report else None,
             "text": text,
+            "seconds": round(time.monotonic() - started, 1),
         }
     return found
 '''
@@ -862,58 +1061,60 @@ def _live_broken_module() -> dict[str, object]:
     return namespace
 
 
-#: The rules each broken live backend must be caught under.
-LIVE_EXPECTED = {
-    "ZeroForMissing": {"C3", "C4", "C5"},
-    "ExistsThenZero": {"C2"},
-    "ZeroForZombies": {"C5"},
-    "SharedPid": {"C11"},
-}
-
-
-def _check_live_outcomes(found: dict[str, dict[str, object]]) -> None:
+def _check_live_outcomes(found: dict[str, dict[str, object]], as_root: bool) -> None:
+    cases = _live_broken_module()["CASES"]
     real = found.pop("LiveWrapper")
     assert real["broken"] == [], real["text"]
-    assert real["notes"] == {}, real["text"]  # logins were made: every part ran
-    for name, rules in LIVE_EXPECTED.items():
-        assert rules <= set(found[name]["broken"]), found[name]["text"]  # type: ignore[call-overload]
+    notes = real["notes"]
+    if as_root:
+        assert notes == {}, real["text"]  # logins, a namespace, reuse: every part ran
+    else:  # the one part nobody cannot set up: PID reuse
+        assert notes and all("reuse" in note or "ns_last_pid" in note for note in notes.values())
+    for name, outcome in found.items():
+        _, root_rules, nobody_rules = cases[name]  # type: ignore[index]
+        expected = root_rules if as_root else nobody_rules
+        if expected is None:
+            continue
+        assert set(outcome["broken"]) == expected, outcome["text"]  # type: ignore[call-overload]
 
 
 @pytest.mark.skipif(not LINUX, reason="the broken wrappers read procfs")
 @pytest.mark.skipif(NO_LOGINS is not None, reason=f"no logins can be made here: {NO_LOGINS}")
 def test_check_contract_catches_broken_live_backends() -> None:
-    """Judged against what real processes report about themselves, with real
-    logins: each broken wrapper of the real backend is caught under its
-    rule, and the unbroken wrapper keeps every rule in full."""
+    # Judged against what real processes report about themselves, with real
+    # logins, in the generated world: each broken wrapper of the real
+    # backend is caught under its rules, and the unbroken wrapper keeps
+    # every rule in full.
     found = _live_broken_module()["outcomes"]()  # type: ignore[operator]
-    _check_live_outcomes(found)
+    _check_live_outcomes(found, as_root=IS_ROOT)
 
 
 @pytest.mark.skipif(not (LINUX and IS_ROOT), reason="needs root on Linux to become nobody")
 def test_check_contract_catches_broken_live_backends_as_nobody() -> None:
-    """The same as user nobody (uid 65534), whose children may each start
-    one login while the loginuid is unset. The process imports everything
-    as root, then drops to nobody (the interpreter may live where nobody
-    cannot read it), and only then checks."""
+    # The same as user nobody (uid 65534), whose children may each start
+    # one login while the loginuid is unset. The process imports everything
+    # as root, then drops to nobody (the interpreter may live where nobody
+    # cannot read it), and only then checks.
     with open("/proc/self/loginuid") as file:
         if int(file.read()) != 0xFFFFFFFF:
             pytest.skip("this process's loginuid is set: nobody's children could not log in")
-    code = LIVE_BROKEN + textwrap.dedent("""
+    code = LIVE_BROKEN + textwrap.dedent('''
         import json
         import sessionid_cffi.testing.contract
+        import sessionid_cffi.testing._generated
         sessionid_cffi.get_backend()
         os.setgroups([])
         os.setgid(65534)
         os.setuid(65534)
         print(json.dumps({"uid": os.getuid(), "found": outcomes()}))
-    """)
+    ''')
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd="/"
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd="/"
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["uid"] == 65534
-    _check_live_outcomes(result["found"])
+    _check_live_outcomes(result["found"], as_root=False)
 
 
 class _DictFake:

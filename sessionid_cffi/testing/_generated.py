@@ -40,7 +40,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import SessionIdError
-from ._forest import LINUX, WINDOWS, ForestError, Proc, RealForest, can_login, root_may_login
+from ._forest import (
+    LINUX,
+    WINDOWS,
+    Forest,
+    ForestError,
+    Proc,
+    RealForest,
+    can_login,
+    root_may_login,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._worlds import DeclaredWorld
 
 #: Processes in one generated world by default.
 DEFAULT_SIZE = 16
@@ -71,10 +84,12 @@ class Judgement:
 
     def describe(self, rule: str) -> str:
         count = self.counts[rule]
-        parts = [f"{count[kind]} {kind}" for kind in _KINDS if count[kind]]
+        parts = ", ".join(f"{count[kind]} {kind}" for kind in _KINDS if count[kind])
+        if not self.seeds:
+            return f"declared world: {parts or 'nothing declared for it'}"
         seeds = ", ".join(map(str, self.seeds))
         where = " in its own PID namespace" if self.isolated else ""
-        return f"generated world{where} (seed {seeds}): " + ", ".join(parts)
+        return f"generated world{where} (seed {seeds}): {parts}"
 
 
 _KINDS = ("processes", "threads", "reuses", "queries", "forms")
@@ -292,7 +307,8 @@ def _build(forest: RealForest, rng: random.Random, size: int, judgement: Judgeme
 
 def _fates(forest: RealForest, rng: random.Random) -> None:
     """Exit processes away from the caller (held: zombies, or by a handle),
-    the deepest first, one inside a login at least; reap every other one."""
+    the deepest first, inside logins first, never one whose child exited
+    (it holds that zombie); reap every other one."""
 
     def depth(proc: Proc) -> int:
         level, up = 0, proc.parent
@@ -303,7 +319,14 @@ def _fates(forest: RealForest, rng: random.Random) -> None:
     candidates = [p for p in forest.procs if not p.tids and _may_exit(p)]
     rng.shuffle(candidates)
     candidates.sort(key=lambda p: (p.session != forest.self_session, depth(p)), reverse=True)
-    chosen = candidates[: max(4, len(candidates) // 3)]
+    chosen = []
+    for proc in candidates:
+        # A zombie's parent stays alive and holds it (orphans at depth are
+        # held by the caller, their subreaper, instead).
+        if len(chosen) < max(4, len(candidates) // 3) and not any(
+            child.parent is proc for child in chosen
+        ):
+            chosen.append(proc)
     for proc in chosen:
         if _may_exit(proc):
             forest.exit(proc)
@@ -510,3 +533,32 @@ def _reuse(backend: Any, forest: RealForest, judgement: Judgement) -> None:
                     f"PID {pid} was reused: the process in session {first.session} was reaped "
                     f"and a newcomer reports session {truth}, but {form} answered {got!r}"
                 )
+
+
+class _Declared(Forest):
+    """A declared world's processes as forest records (nothing runs)."""
+
+    def __init__(self, world: DeclaredWorld) -> None:
+        super().__init__()
+        self.world = world
+        self.self_pid = world.self_pid()
+        self.self_session = world.table[self.self_pid]
+        for pid, session in sorted(world.table.items()):
+            if pid != self.self_pid and pid not in world.denied:
+                state = "exited" if pid in world.exited else "alive"
+                self.procs.append(Proc(f"declared-{pid}", pid, None, session, state=state))
+        self.procs += [Proc(f"declared-{pid}", pid, None, 0, state="gone") for pid in world.gone]
+        holder = next((p for p in self.procs if p.state == "alive"), None)
+        if holder is not None:
+            holder.tids = sorted(world.threads)
+
+    def names_process(self, pid: int) -> bool:
+        return bool(self.world.names_process(pid))
+
+
+def judge_declared(backend: Any, world: DeclaredWorld) -> Judgement:
+    """Every declared process, thread, exited and gone PID, judged on every
+    query form against the declaration."""
+    judgement = Judgement()
+    _judge_forest(backend, _Declared(world), judgement, isolated=False)
+    return judgement

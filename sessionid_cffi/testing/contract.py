@@ -26,7 +26,8 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 from dataclasses import dataclass, field
 
 from .. import BACKEND_ATTRIBUTES, checked_pid, lowlevel
@@ -148,9 +149,12 @@ def _judge_generated(backend: Backend, world: World, rule: str) -> str | None:
         raise ContractViolation(
             f"{rule}: in the {judgement.describe(rule)}: " + "; ".join(found[:3]) + more
         )
-    if "logins" in judgement.missing and rule != "C4":
-        return judgement.missing["logins"]
-    return None
+    missing = [judgement.missing[part] for part in _PARTS[rule] if part in judgement.missing]
+    return "; ".join(missing) or None
+
+
+#: The parts of the generated world each rule needs (reported when missing).
+_PARTS = {"C2": ("logins",), "C4": (), "C5": ("logins", "reuse"), "C7": ("logins",)}
 
 
 def c1_self(backend: Backend, world: World) -> None:
@@ -180,7 +184,7 @@ def c2_inheritance(backend: Backend, world: World) -> None:
     own = world.self_truth()
     with world.child() as child:
         if child is None:
-            raise RuleSkipped(f"{world.description}: cannot start a child")
+            _no_child(world, "C2")
         if own is not None and child.truth is not None and child.truth != own:
             raise RuleSkipped(
                 f"the OS put child {child.pid} in session {child.truth}, the caller "
@@ -240,7 +244,7 @@ def c5_exited(backend: Backend, world: World) -> None:
             return
     with world.child() as child:
         if child is None:
-            raise RuleSkipped(f"{world.description}: cannot start a child")
+            _no_child(world, "C5")
         _check_exit(backend, world, child)
         truth = child.truth
     if truth == 0:
@@ -250,6 +254,17 @@ def c5_exited(backend: Backend, world: World) -> None:
         )
     if partial:
         raise PartlyChecked(partial)
+
+
+def _no_child(world: World, rule: str) -> NoReturn:
+    """No child can be started: the rule holds in part if the world's own
+    processes were judged for it (a declared world), else it is skipped."""
+    if rule in world.judged:
+        raise PartlyChecked(
+            f"{world.description}: no child can be started, so the rule was judged on "
+            "the world's own processes only"
+        )
+    raise RuleSkipped(f"{world.description}: cannot start a child")
 
 
 def _check_exit(backend: Backend, world: World, child: Child) -> None:
@@ -414,7 +429,7 @@ def c9_last_error_per_thread(backend: Backend, world: World) -> None:
 
 def c10_aliasing(backend: Backend, world: World) -> None:
     """C10: Windows ignores a PID's two low bits; Linux does not alias."""
-    with world.child() as child:
+    with _some_process(world) as child:
         if child is None:
             raise RuleSkipped(f"{world.description}: cannot start a child")
         base = _expect_session(backend, child.pid, "C10", "a running child", child.truth)
@@ -440,6 +455,21 @@ def c10_aliasing(backend: Backend, world: World) -> None:
                 )
 
 
+@contextlib.contextmanager
+def _some_process(world: World) -> Iterator[Child | None]:
+    """A running child, or where none can be started one of the world's
+    own processes whose next three PIDs are free (a declared world)."""
+    with world.child() as child:
+        if child is not None:
+            yield child
+            return
+    for pid, session in sorted(world.existing().items()):
+        if world.aliasing or not any(world.names_process(pid + n) for n in (1, 2, 3)):
+            yield Child(pid, session)
+            return
+    yield None
+
+
 def c11_concurrency(backend: Backend, world: World) -> None:
     """C11: several threads asking about processes of distinct sessions at
     once each get their own process's session."""
@@ -453,6 +483,9 @@ def c11_concurrency(backend: Backend, world: World) -> None:
             if login is None or login.truth is None:
                 break
             targets[login.pid] = login.truth
+        for pid, session in world.existing().items():  # a declared world's own
+            if session not in targets.values() and len(targets) <= CONCURRENT_LOGINS:
+                targets[pid] = session
         if len(set(targets.values())) < 2:
             raise RuleSkipped(
                 f"fewer than 2 distinct sessions can be made here, so wrong answers "
