@@ -674,15 +674,15 @@ def check_contract(
                 report.kept.append(name)
                 report.notes[name] = str(err)
             except Exception as err:
-                if _raised_by_the_kit(err):
-                    report.skipped[name] = (
-                        f"the check itself failed (a bug of sessionid_cffi.testing, not of "
-                        f"the backend; please report it): {type(err).__name__}: {err}"
-                    )
-                else:  # the backend broke the scene the rule needs
+                if _raised_by_the_backend(err, backend):  # it broke the rule's scene
                     report.broken[name] = (
                         f"{name}: the check could not run, the backend raised "
                         f"{type(err).__name__}: {err}"
+                    )
+                else:
+                    report.skipped[name] = (
+                        "the check itself failed (in the kit or the world given to it, not "
+                        f"in the backend): {type(err).__name__}: {err}"
                     )
             else:
                 report.kept.append(name)
@@ -695,15 +695,13 @@ def check_contract(
     return report
 
 
-def _raised_by_the_kit(err: BaseException) -> bool:
-    """Whether ``err`` was raised in the kit's own code (its innermost
-    Python frame is in this package) rather than in a backend's."""
-    import os.path
-
-    kit = os.path.dirname(os.path.abspath(__file__))
+def _raised_by_the_backend(err: BaseException, backend: Backend) -> bool:
+    """Whether ``err`` came out of the backend's own code: a frame of its
+    traceback is a method running on ``backend``. Otherwise the kit (or the
+    world passed to it) failed, which says nothing about the backend."""
     trace = err.__traceback__
-    last = None
     while trace is not None:
-        last = trace.tb_frame.f_code.co_filename
+        if trace.tb_frame.f_locals.get("self") is backend:
+            return True
         trace = trace.tb_next
-    return last is not None and os.path.dirname(os.path.abspath(last)) == kit
+    return False
