@@ -26,6 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..emulation.model import ModelBackend
     from ._fake import CallerNotInFakeError, FakeSessions, fake_sessions
+    from ._worlds import World
     from .contract import (
         RULES,
         ContractReport,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
         RuleSkipped,
         check_contract,
     )
-    from ._worlds import World
 
 __all__ = [
     "RULES",

@@ -33,7 +33,6 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
 from typing import IO, Any
 
 from .. import SessionIdError, get_backend
@@ -243,6 +242,18 @@ def own_raw_session() -> int:
 _CAN_LOGIN: bool | None = None
 
 
+def agent_python() -> str:
+    """The Python the agents run on: this one where the caller may run it,
+    else a ``python3`` on PATH (the agent is stdlib-only: any Python 3
+    runs it; a caller that dropped to user nobody may not enter the home
+    folder its own interpreter lives in)."""
+    import shutil
+
+    if os.access(sys.executable, os.X_OK):
+        return sys.executable
+    return shutil.which("python3") or sys.executable
+
+
 def login_uid() -> int:
     """The uid a child writes to start a login: root may write any (4242);
     anyone else only its own, once, while its loginuid is unset."""
@@ -259,7 +270,7 @@ def can_login() -> bool:
         if LINUX and os.path.exists("/proc/self/sessionid"):
             code = f"open('/proc/self/loginuid', 'w').write('{login_uid()}')"
             probe = subprocess.run(
-                [sys.executable, "-S", "-c", code], capture_output=True, timeout=60
+                [agent_python(), "-S", "-c", code], capture_output=True, timeout=60
             )
             _CAN_LOGIN = probe.returncode == 0
     return _CAN_LOGIN
@@ -299,10 +310,10 @@ def names_process(pid: int) -> bool:
         import _winapi
 
         try:
-            handle = _winapi.OpenProcess(0x00100000, False, pid)  # SYNCHRONIZE
+            handle = _winapi.OpenProcess(0x00100000, False, pid)  # type: ignore[attr-defined,unused-ignore]  # SYNCHRONIZE
         except OSError as err:
             return getattr(err, "winerror", None) != 87
-        _winapi.CloseHandle(handle)
+        _winapi.CloseHandle(handle)  # type: ignore[attr-defined,unused-ignore]
         return True
     return os.path.exists(f"/proc/{pid}")
 
@@ -353,8 +364,8 @@ class Forest:
         known = ours | tids
         checked = []
         for pid in sorted(pid for pid in pids if 0 <= pid <= 0xFFFFFFFF):
-            ours = pid in known or (self.aliasing and (pid & ~3) in known)
-            if ours or not self.names_process(pid):
+            mine = pid in known or (self.aliasing and (pid & ~3) in known)
+            if mine or not self.names_process(pid):
                 checked.append(pid)
         return checked
 
@@ -489,7 +500,7 @@ class RealForest(Forest):
         popen = None
         pid: int | None
         if parent is None:
-            command = [sys.executable, "-S", "-c", BOOT, "127.0.0.1", str(self._port), node]
+            command = [agent_python(), "-S", "-c", BOOT, "127.0.0.1", str(self._port), node]
             if orphan:
                 command[3] = INTERMEDIARY
             popen = start_process(command, stdin=subprocess.DEVNULL, env=self._env)
@@ -668,13 +679,13 @@ class RealForest(Forest):
         for pid in alive:
             # They exit on their own once their socket is closed; wait for it.
             try:
-                handle = _winapi.OpenProcess(0x00100000, False, pid)  # SYNCHRONIZE
+                handle = _winapi.OpenProcess(0x00100000, False, pid)  # type: ignore[attr-defined,unused-ignore]  # SYNCHRONIZE
             except OSError:
                 continue
             try:
-                _winapi.WaitForSingleObject(handle, 30_000)
+                _winapi.WaitForSingleObject(handle, 30_000)  # type: ignore[attr-defined,unused-ignore]
             finally:
-                _winapi.CloseHandle(handle)
+                _winapi.CloseHandle(handle)  # type: ignore[attr-defined,unused-ignore]
         lingering = []
         for proc in self.procs:
             # Wine frees PIDs asynchronously: about 0.5 s after the last handle.

@@ -64,6 +64,9 @@ SIZE_ENV = "SESSIONID_CONTRACT_WORLD_SIZE"
 RULES = ("C2", "C4", "C5", "C7")
 
 
+_KINDS = ("processes", "threads", "reuses", "queries", "forms")
+
+
 @dataclass
 class Judgement:
     """What the generated worlds showed, per rule."""
@@ -90,9 +93,6 @@ class Judgement:
         seeds = ", ".join(map(str, self.seeds))
         where = " in its own PID namespace" if self.isolated else ""
         return f"generated world{where} (seed {seeds}): {parts}"
-
-
-_KINDS = ("processes", "threads", "reuses", "queries", "forms")
 
 
 def sizing(worlds: int | None, size: int | None) -> tuple[int, int]:
@@ -284,13 +284,14 @@ def _build(forest: RealForest, rng: random.Random, size: int, judgement: Judgeme
         forest.login(orphan)
     forest.spawn(forest.spawn(orphan, orphan=LINUX))
     if LINUX:  # setsid and nohup, inside a login
-        for proc in rng.sample([p for p in forest.procs if p.session != forest.self_session] or
-                               forest.procs, k=2):
+        for proc in rng.sample(
+            [p for p in forest.procs if p.session != forest.self_session] or forest.procs, k=2
+        ):
             forest.setsid(proc)
             forest.nohup(proc)
     while len(forest.procs) < size:
         alive = [p for p in forest.procs if p.state == "alive"]
-        parent = rng.choice(alive + [None])  # type: ignore[list-item]
+        parent = rng.choice([*alive, None])
         proc = forest.spawn(parent, orphan=LINUX and rng.random() < 0.2)
         if _may_login(proc) and rng.random() < 0.4:
             forest.login(proc)
@@ -319,7 +320,7 @@ def _fates(forest: RealForest, rng: random.Random) -> None:
     candidates = [p for p in forest.procs if not p.tids and _may_exit(p)]
     rng.shuffle(candidates)
     candidates.sort(key=lambda p: (p.session != forest.self_session, depth(p)), reverse=True)
-    chosen = []
+    chosen: list[Proc] = []
     for proc in candidates:
         # A zombie's parent stays alive and holds it (orphans at depth are
         # held by the caller, their subreaper, instead).
@@ -366,9 +367,7 @@ class _Broken(Exception):
     """A backend call raised what no backend may raise."""
 
 
-def _judge_forest(
-    backend: Any, forest: RealForest, judgement: Judgement, isolated: bool
-) -> None:
+def _judge_forest(backend: Any, forest: Forest, judgement: Judgement, isolated: bool) -> None:
     findings, counts = judgement.findings, judgement.counts
     try:
         _judge_single(backend, forest, findings, counts)
@@ -390,7 +389,7 @@ def _where(proc: Proc) -> str:
 
 def _judge_single(
     backend: Any,
-    forest: RealForest,
+    forest: Forest,
     findings: dict[str, list[str]],
     counts: dict[str, dict[str, int]],
 ) -> None:
@@ -435,7 +434,7 @@ def _judge_single(
 
 def _judge_listings(
     backend: Any,
-    forest: RealForest,
+    forest: Forest,
     findings: dict[str, list[str]],
     counts: dict[str, dict[str, int]],
     isolated: bool,
@@ -470,8 +469,10 @@ def _judge_listings(
         if not whole or isolated:
             strays = set(got) - set(subset if not whole else listed)
             if strays:
-                where = "it was not asked about" if not whole else (
+                where = (
                     "naming no process of the world's own PID namespace"
+                    if whole
+                    else "it was not asked about"
                 )
                 findings["C7"].append(f"{form} lists PIDs {where}: {sorted(strays)[:10]}")
 
@@ -489,7 +490,6 @@ def _call(method: Any, argument: Any) -> Any:
         return method(argument)
     except Exception as err:
         raise _Broken(f"{name}({argument!r}) raised {type(err).__name__}: {err}") from err
-
 
 
 def _reuse(backend: Any, forest: RealForest, judgement: Judgement) -> None:

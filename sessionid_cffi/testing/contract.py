@@ -27,8 +27,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import NoReturn
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from .. import BACKEND_ATTRIBUTES, checked_pid, lowlevel
 from .._errors import (
@@ -608,9 +608,7 @@ class ContractReport:
         for rule in self.kept:
             note = self.notes.get(rule)
             judged = f" [{self.judged[rule]}]" if rule in self.judged else ""
-            lines.append(
-                f"  kept   {rule}" + judged + (f" (only in part: {note})" if note else "")
-            )
+            lines.append(f"  kept   {rule}" + judged + (f" (only in part: {note})" if note else ""))
         lines += [f"  library {rule}: {why}" for rule, why in self.library.items()]
         lines += [f"  not checked {rule}: {why}" for rule, why in self.skipped.items()]
         return "\n".join(lines)
