@@ -948,6 +948,24 @@ class ListsThreads(LiveWrapper):
         return listed
 
 
+class ListsPhantoms(LiveWrapper):
+    # session_ids(None) and process_records() list a process that does
+    # not exist, in session 0.
+
+    def phantom(self, listed):
+        return max(listed) + 1000
+
+    def session_ids(self, pids):
+        listed = self._live.session_ids(pids)
+        if pids is None:
+            listed[self.phantom(listed)] = 0
+        return listed
+
+    def process_records(self, fields=None):
+        rows = self._live.process_records(fields)
+        return rows + [rows[0]._replace(pid=self.phantom([r.pid for r in rows]), session_id=0)]
+
+
 class SubsetZero(LiveWrapper):
     # session_ids(subset) only: 0 for all but the caller.
 
@@ -1023,6 +1041,7 @@ CASES = {
     "ZeroAbove10": (["C2", "C7"], {"C2", "C7"}, {"C2", "C7"}),
     "AnswersOtherThreads": (["C4"], {"C4"}, {"C4"}),
     "ListsThreads": (["C7"], {"C7"}, {"C7"}),
+    "ListsPhantoms": (["C7"], {"C7"}, None),
     "SubsetZero": (["C7"], {"C7"}, {"C7"}),
     "RecordsZero": (["C7"], {"C7"}, {"C7"}),
     "StaleAfterReuse": (["C5"], {"C5"}, None),
