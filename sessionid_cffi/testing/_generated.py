@@ -155,8 +155,11 @@ def _judge_here(backend: Any, seeds: list[int], size: int, *, isolated: bool) ->
     return judgement
 
 
-#: Seconds the worlds in a PID namespace may take before they are given up.
-NAMESPACE_TIMEOUT = 300
+#: Seconds the worlds in a PID namespace may take before they are given up:
+#: this much, plus SECONDS_PER_PROCESS for each process of the worlds (a
+#: world of 16 takes about 2 s on a 2-core machine).
+NAMESPACE_TIMEOUT = 120
+SECONDS_PER_PROCESS = 2
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWPID = 0x20000000
 _MS_REC, _MS_PRIVATE = 0x4000, 1 << 18
@@ -199,13 +202,14 @@ def _judge_in_namespace(backend: Any, seeds: list[int], size: int) -> Judgement 
             os._exit(status)
     os.close(write_end)
     chunks = []
-    deadline = time.monotonic() + NAMESPACE_TIMEOUT
+    timeout = NAMESPACE_TIMEOUT + SECONDS_PER_PROCESS * size * len(seeds)
+    deadline = time.monotonic() + timeout
     try:
         while True:
             ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
                 os.kill(middle, signal.SIGKILL)  # its death kills the namespace's init
-                return f"the worlds in a PID namespace took more than {NAMESPACE_TIMEOUT} s"
+                return f"the worlds in a PID namespace took more than {timeout} s"
             chunk = os.read(read_end, 65536)
             if not chunk:
                 break
