@@ -1139,6 +1139,55 @@ def test_check_contract_catches_broken_live_backends_as_nobody() -> None:
     _check_live_outcomes(result["found"], as_root=False)
 
 
+WINDOWS_BROKEN = """
+import ctypes
+
+
+def _thread_owner(tid):
+    # The PID of the process thread ``tid`` belongs to, from kernel32.
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenThread.restype = ctypes.c_void_p
+    handle = kernel32.OpenThread(0x0800, False, tid)  # THREAD_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return None
+    try:
+        kernel32.GetProcessIdOfThread.argtypes = [ctypes.c_void_p]
+        return kernel32.GetProcessIdOfThread(ctypes.c_void_p(handle)) or None
+    finally:
+        kernel32.CloseHandle(ctypes.c_void_p(handle))
+
+
+class OtherThreadsAnswerWin(LiveWrapper):
+    # A thread id of another process answers that process's session; the
+    # caller's own threads still answer 87.
+
+    def session_id(self, pid):
+        owner = _thread_owner(pid)
+        if owner not in (None, pid, os.getpid()):
+            return self._live.session_id(owner)
+        return self._live.session_id(pid)
+
+
+CASES["OtherThreadsAnswerWin"] = (["C4"], {"C4"}, None)
+"""
+
+
+@pytest.mark.skipif(not WINDOWS, reason="wrappers of kernel32 (Windows, the Wine lane)")
+def test_check_contract_catches_broken_kernel32_wrappers() -> None:
+    """Under Wine every process is in session 1, so a wrapper answering 0
+    for the generated world's processes in one query form is caught (C7),
+    and one answering for another process's thread ids (C4); the unbroken
+    wrapper keeps every rule it can."""
+    module = _live_broken_module()
+    exec(compile(WINDOWS_BROKEN, "windows_broken", "exec"), module)
+    names = ["LiveWrapper", "ZeroListing", "SubsetZero", "RecordsZero", "OtherThreadsAnswerWin"]
+    found = module["outcomes"](names)  # type: ignore[operator]
+    assert found.pop("LiveWrapper")["broken"] == []
+    cases = module["CASES"]
+    for name, outcome in found.items():
+        assert set(outcome["broken"]) == cases[name][1], outcome["text"]  # type: ignore[index]
+
+
 class _DictFake:
     """A user's own fake that is not a ModelBackend: only listed PIDs known."""
 
