@@ -1289,6 +1289,8 @@ class _DeclaredFake:
             if self.breakage == "threads":
                 return 0
             raise ProcessNotFoundError(pid)
+        if pid == OWN + 500 and self.breakage == "reaped":
+            return 2  # remembers a reaped process
         if pid not in self.table:
             raise ProcessNotFoundError(pid)
         if self.breakage == "far" and pid != OWN:
@@ -1312,7 +1314,13 @@ class _DeclaredFake:
 
 @pytest.mark.parametrize(
     ("breakage", "rules"),
-    [("", set()), ("threads", {"C4", "C7"}), ("far", {"C2", "C5", "C7"}), ("listing", {"C7"})],
+    [
+        ("", set()),
+        ("threads", {"C4", "C7"}),
+        ("far", {"C2", "C5", "C7"}),
+        ("listing", {"C7"}),
+        ("reaped", {"C5"}),
+    ],
 )
 def test_a_declared_world_judges_a_fake_in_full(breakage: str, rules: set[str]) -> None:
     from sessionid_cffi.testing import World
@@ -1357,3 +1365,47 @@ def test_a_kit_error_is_not_blamed_on_the_backend() -> None:
 
     with pytest.raises(ContractViolation, match="the backend raised TypeError"):
         check_contract(Raising({OWN: 1}), rules=["C7"])
+
+
+def test_a_declaration_that_contradicts_itself_is_refused() -> None:
+    from sessionid_cffi.testing import World
+
+    with pytest.raises(ValueError, match="cannot be in the table"):
+        World.declare({OWN: 1, 50: 0}, threads=[50])
+    with pytest.raises(ValueError, match="cannot be in the table"):
+        World.declare({OWN: 1, 50: 0}, gone=[50])
+    with pytest.raises(ValueError, match="must be in the table"):
+        World.declare({OWN: 1}, exited=[50])
+
+
+LOGGED_IN_USER = """
+import json, os
+import ctypes, shutil, signal
+import sessionid_cffi
+import sessionid_cffi.testing.contract, sessionid_cffi.testing._generated
+from sessionid_cffi.testing import check_contract
+sessionid_cffi.get_backend()
+with open("/proc/self/loginuid", "w") as file:  # root starts a login for itself
+    file.write("4343")
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)  # now nobody, in a login it may not leave
+report = check_contract(sessionid_cffi.get_backend(), rules=["C2", "C5", "C7"])
+print(json.dumps({"kept": report.kept, "notes": report.notes, "text": str(report)}))
+"""
+
+
+@pytest.mark.skipif(not (LINUX and IS_ROOT), reason="needs root on Linux to set a loginuid")
+def test_a_caller_in_a_login_without_audit_rights_hears_what_was_left_out() -> None:
+    """The usual desktop or SSH user: in a login (loginuid set), without
+    CAP_AUDIT_CONTROL, so no process can start a login. The rules hold, and
+    each says which part could not be built, never "kept" in full."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOGGED_IN_USER], capture_output=True, text=True, timeout=300, cwd="/"
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["kept"] == ["C2", "C5", "C7"], result["text"]
+    assert set(result["notes"]) == {"C2", "C5", "C7"}, result["text"]
+    assert "no process could start a login" in result["notes"]["C5"], result["text"]
+    assert "PID reuse" in result["notes"]["C5"], result["text"]

@@ -268,7 +268,9 @@ def can_login() -> bool:
     if _CAN_LOGIN is None:
         _CAN_LOGIN = False
         if LINUX and os.path.exists("/proc/self/sessionid"):
-            code = f"open('/proc/self/loginuid', 'w').write('{login_uid()}')"
+            # In a with block: a refused write fails at close, which a bare
+            # open().write() would leave to the exit, ignored (exit status 0).
+            code = f"with open('/proc/self/loginuid', 'w') as f: f.write('{login_uid()}')"
             probe = subprocess.run(
                 [agent_python(), "-S", "-c", code], capture_output=True, timeout=60
             )
