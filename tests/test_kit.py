@@ -1409,3 +1409,27 @@ def test_a_caller_in_a_login_without_audit_rights_hears_what_was_left_out() -> N
     assert set(result["notes"]) == {"C2", "C5", "C7"}, result["text"]
     assert "no process could start a login" in result["notes"]["C5"], result["text"]
     assert "PID reuse" in result["notes"]["C5"], result["text"]
+
+
+@pytest.mark.skipif(not LINUX, reason="sizes measured on Linux worlds; Windows runs the default")
+def test_the_generated_worlds_knob(monkeypatch: pytest.MonkeyPatch) -> None:
+    """worlds= and size= (or their environment variables) set how much is
+    built; seed= replays a world; worlds=0 leaves it out."""
+    live = get_backend()
+    small = check_contract(live, rules=["C2"], worlds=1, size=10, seed=5)
+    again = check_contract(live, rules=["C2"], worlds=1, size=10, seed=5)
+    assert small.judged == again.judged  # the same world, drawn again
+    assert "(seed 5)" in small.judged["C2"]
+    monkeypatch.setenv("SESSIONID_CONTRACT_WORLDS", "2")
+    monkeypatch.setenv("SESSIONID_CONTRACT_WORLD_SIZE", "24")
+    bigger = check_contract(live, rules=["C2"], seed=5)
+    assert "(seed 5, 6)" in bigger.judged["C2"]
+
+    def judged(report: object) -> int:
+        return int(report.judged["C2"].split(": ")[1].split()[0])  # type: ignore[attr-defined]
+
+    assert judged(bigger) > 2 * judged(small)
+    none = check_contract(live, rules=["C2"], worlds=0)
+    assert none.judged == {}
+    with pytest.raises(ValueError, match="size >= 1"):
+        check_contract(live, rules=["C2"], size=0)
