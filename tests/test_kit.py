@@ -1433,3 +1433,5 @@ def test_the_generated_worlds_knob(monkeypatch: pytest.MonkeyPatch) -> None:
     assert none.judged == {}
     with pytest.raises(ValueError, match="size >= 1"):
         check_contract(live, rules=["C2"], size=0)
+    with pytest.raises(ValueError, match="not with world="):
+        check_contract(live, world=LiveWorld(), seed=1)

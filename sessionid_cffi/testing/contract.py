@@ -637,7 +637,8 @@ def check_contract(
     ``size`` real processes each (default: 1 world of 16, or the
     ``SESSIONID_CONTRACT_WORLDS`` and ``SESSIONID_CONTRACT_WORLD_SIZE``
     environment variables; 0 worlds: none), the first from ``seed``
-    (default: random; the report names it, to replay a finding).
+    (default: random; the report names it, to replay a finding). They
+    size the default world only: giving them with ``world`` is a ValueError.
     """
     missing = [name for name in BACKEND_ATTRIBUTES if not hasattr(backend, name)]
     if missing:
@@ -646,6 +647,8 @@ def check_contract(
             + ", ".join(f".{name}" for name in missing)
             + f"; {type(backend).__name__} has none of these (see sessionid_cffi.Backend)"
         )
+    if world is not None and (worlds, size, seed) != (None, None, None):
+        raise ValueError("worlds=, size= and seed= size the default live world: not with world=")
     if world is None and isinstance(backend, ModelBackend):
         # The rules spawn and reap in the model: do it in a copy, so that
         # code using the model meanwhile (a fake_sessions block) sees no change.
