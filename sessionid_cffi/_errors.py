@@ -65,12 +65,61 @@ class SessionIdError(OSError):
 
 class ProcessNotFoundError(SessionIdError, ProcessLookupError):
     """The PID names no process the caller can see, or names a thread:
-    ``winerror`` is always ``ERROR_INVALID_PARAMETER`` (87)."""
+    ``winerror`` is always ``ERROR_INVALID_PARAMETER`` (87).
+
+    ``ProcessNotFoundError(pid)`` is enough (a backend of your own may
+    raise it so); ``message`` and ``errno`` are optional. The long form
+    ``ProcessNotFoundError(pid, 87, message, errno)`` still works."""
+
+    def __init__(
+        self,
+        pid: "int | None",
+        winerror: "int | str | None" = None,
+        message: "str | None" = None,
+        errno: "int | None" = None,
+    ) -> None:
+        winerror, message = _code_and_message(
+            winerror, message, ERROR_INVALID_PARAMETER, f"process {pid} not found"
+        )
+        super().__init__(pid, winerror, message, errno)
 
 
 class AccessDeniedError(SessionIdError, PermissionError):
     """The process exists but the caller may not inspect it: ``winerror``
-    is always ``ERROR_ACCESS_DENIED`` (5)."""
+    is always ``ERROR_ACCESS_DENIED`` (5).
+
+    ``AccessDeniedError(pid)`` is enough; ``message`` and ``errno`` are
+    optional, and the long form ``AccessDeniedError(pid, 5, message, errno)``
+    still works."""
+
+    def __init__(
+        self,
+        pid: "int | None",
+        winerror: "int | str | None" = None,
+        message: "str | None" = None,
+        errno: "int | None" = None,
+    ) -> None:
+        winerror, message = _code_and_message(
+            winerror, message, ERROR_ACCESS_DENIED, f"access to process {pid} denied"
+        )
+        super().__init__(pid, winerror, message, errno)
+
+
+def _code_and_message(
+    winerror: "int | str | None", message: "str | None", fixed: int, default: str
+) -> "tuple[int, str]":
+    """The code and message of an error class whose code is fixed: a str in
+    the code's place is the message (``ProcessNotFoundError(pid, "why")``);
+    any other code than the class's is refused (it would lie)."""
+    if isinstance(winerror, str):
+        if message is not None:
+            raise TypeError("give the message once")
+        winerror, message = None, winerror
+    if winerror is None:
+        winerror = fixed
+    if winerror != fixed:
+        raise ValueError(f"winerror of this error is always {fixed}, not {winerror!r}")
+    return fixed, default if message is None else message
 
 
 class BackendUnavailableError(SessionIdError):

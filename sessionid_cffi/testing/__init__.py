@@ -7,6 +7,9 @@
 - ``check_contract(backend)`` runs the contract rules C1-C11 against any
   backend, judging its answers against truth it did not compute, and raises
   ``ContractViolation`` with a readable report.
+- ``World`` is what the rules act on; ``World.declare(table, threads=...,
+  denied=..., exited=..., gone=...)`` declares the world of a fake of your
+  own, so that ``check_contract(fake, world=...)`` judges it in full.
 - ``ModelBackend`` is the in-memory backend (``sessionid_cffi.emulation.model``).
 - ``sessionid_cffi.testing.strategies`` (needs Hypothesis, imported only when
   you import it): ``pids()``, ``session_numbers()``, ``process_tables()``,
@@ -23,6 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..emulation.model import ModelBackend
     from ._fake import CallerNotInFakeError, FakeSessions, fake_sessions
+    from ._worlds import World
     from .contract import (
         RULES,
         ContractReport,
@@ -43,6 +47,7 @@ __all__ = [
     "ModelBackend",
     "PartlyChecked",
     "RuleSkipped",
+    "World",
     "check_contract",
     "fake_sessions",
 ]
@@ -61,6 +66,7 @@ _LAZY = {
     "ContractViolation": ".contract",
     "RuleSkipped": ".contract",
     "check_contract": ".contract",
+    "World": "._worlds",
 }
 
 

@@ -24,12 +24,16 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from .. import get_backend
 from ..emulation.model import ModelBackend
 from ._processes import process_started_at, start_process, wait_until_gone
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._generated import Judgement
 
 WINDOWS = sys.platform == "win32"
 LINUX = sys.platform.startswith("linux")
@@ -102,6 +106,48 @@ class World:
     def names_process(self, pid: int) -> bool | None:
         """Whether ``pid`` names a process now; None if the world cannot tell."""
         return None
+
+    @property
+    def judged(self) -> dict[str, str]:
+        """Per rule, what its part of the generated world judged (for the report)."""
+        judged: dict[str, str] = self.__dict__.setdefault("_judged_rules", {})
+        return judged
+
+    def generated(self, backend: object) -> Judgement | None:
+        """The generated live world's findings about ``backend`` (built
+        and judged once per backend), or None where the world has none."""
+        return None
+
+    def existing(self) -> dict[int, int]:
+        """Running processes the world knows the truth of, other than the
+        caller, ``{pid: session}``: rules that cannot start a child of
+        their own act on these (C10, C11)."""
+        return {}
+
+    @staticmethod
+    def declare(
+        table: dict[int, int],
+        *,
+        threads: Iterable[int] = (),
+        denied: Iterable[int] = (),
+        exited: Iterable[int] = (),
+        gone: Iterable[int] = (),
+        aliasing: bool = False,
+    ) -> World:
+        """The world of a fake of your own, as you declare it: ``table``
+        ``{pid: session}`` of the processes it knows (exited ones included),
+        ``threads`` (thread ids: must answer 87), ``denied`` (PIDs of the
+        table that must answer 5), ``exited`` (PIDs of the table that have
+        exited but are held: they still answer), ``gone`` (PIDs that were
+        reaped: 87) and ``aliasing`` (Windows: PID+1..+3 answer like the
+        PID). Pass it as ``check_contract(fake, world=World.declare(...))``:
+        every rule this world allows is then judged against it."""
+        return DeclaredWorld(
+            table, threads=threads, denied=denied, exited=exited, gone=gone, aliasing=aliasing
+        )
+
+
+World.__module__ = "sessionid_cffi.testing"  # exported there
 
 
 # -- the live world: real processes that report their own session -----------
@@ -200,7 +246,16 @@ class LiveWorld(World):
     description = "real processes of this machine"
     aliasing = WINDOWS
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, worlds: int | None = None, size: int | None = None, seed: int | None = None
+    ) -> None:
+        from ._generated import sizing
+
+        #: The generated world's knobs: how many worlds of how many
+        #: processes (see ``check_contract``), and the first world's seed.
+        self.worlds, self.size = sizing(worlds, size)
+        self.seed = seed
+        self._judged: dict[int, Judgement] = {}
         self._login_unavailable: str | None = None
         if WINDOWS:
             self._login_unavailable = (
@@ -267,6 +322,16 @@ class LiveWorld(World):
         if WINDOWS:
             return None
         return os.path.exists(f"/proc/{pid}")  # true for thread ids too
+
+    def generated(self, backend: object) -> Judgement | None:
+        if self.worlds == 0:
+            return None
+        from ._generated import judge
+
+        key = id(backend)
+        if key not in self._judged:
+            self._judged[key] = judge(backend, worlds=self.worlds, size=self.size, seed=self.seed)
+        return self._judged[key]
 
 
 # -- the model world: truth is what the world put in the table ---------------
@@ -357,6 +422,89 @@ class ModelWorld(World):
     def names_process(self, pid: int) -> bool | None:
         key = pid & ~3 if self.model.aliasing else pid
         return key in self.model.processes() or key in self.model.threads()
+
+
+class DeclaredWorld(World):
+    """A fake's world as its author declared it (see ``World.declare``):
+    the truth is the declaration, never the fake's answers. Nothing can
+    be started in it; C2 and C5 judge every declared process instead of a
+    child (through the same judging as the generated live world)."""
+
+    description = "the declared world"
+
+    def __init__(
+        self,
+        table: dict[int, int],
+        *,
+        threads: Iterable[int] = (),
+        denied: Iterable[int] = (),
+        exited: Iterable[int] = (),
+        gone: Iterable[int] = (),
+        aliasing: bool = False,
+    ) -> None:
+        self.table = dict(table)
+        self.threads = set(threads)
+        self.denied = set(denied)
+        self.exited = set(exited)
+        self.gone = set(gone)
+        self.aliasing = aliasing
+        unknown = (self.denied | self.exited) - self.table.keys()
+        if unknown:
+            raise ValueError(f"denied and exited PIDs must be in the table: {sorted(unknown)}")
+        clash = (self.threads | self.gone) & self.table.keys()
+        if clash:
+            raise ValueError(f"thread ids and gone PIDs cannot be in the table: {sorted(clash)}")
+        self._judged: dict[int, Judgement] = {}
+
+    def _usable(self) -> list[int]:
+        return sorted(self.table.keys() - self.denied - self.exited)
+
+    def self_pid(self) -> int:
+        own = os.getpid()
+        if own in self.table and own not in self.denied | self.exited:
+            return own
+        usable = self._usable()
+        if not usable:
+            raise LookupError("the declared table has no running, inspectable process")
+        return usable[0]
+
+    def self_truth(self) -> int | None:
+        return self.table[self.self_pid()]
+
+    def login_unavailable(self) -> str | None:
+        return "a declared world cannot start processes"
+
+    @contextmanager
+    def thread_id(self) -> Iterator[int | None]:
+        yield min(self.threads, default=None)
+
+    def _key(self, pid: int) -> int:
+        return pid & ~3 if self.aliasing else pid
+
+    def names_process(self, pid: int) -> bool | None:
+        key = self._key(pid)
+        return key in self.table or key in self.threads
+
+    def missing_pids(self) -> list[int]:
+        used = self.table.keys() | self.threads | self.gone
+        top = (max(used, default=0) // 4 + 1) * 4
+        pids = [0, top + 16, 0xFFFFFFFF & ~3]
+        return [p for p in pids if p <= 0xFFFFFFFF and not self.names_process(p)]
+
+    def denied_pid(self) -> int | None:
+        return min(self.denied, default=None)
+
+    def existing(self) -> dict[int, int]:
+        own = self.self_pid()
+        return {pid: self.table[pid] for pid in self._usable() if pid != own}
+
+    def generated(self, backend: object) -> Judgement | None:
+        from ._generated import judge_declared
+
+        key = id(backend)
+        if key not in self._judged:
+            self._judged[key] = judge_declared(backend, self)
+        return self._judged[key]
 
 
 class ListedWorld(World):

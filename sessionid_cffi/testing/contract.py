@@ -26,8 +26,9 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from .. import lowlevel
 from .._backend import BACKEND_ATTRIBUTES, checked_pid
@@ -41,7 +42,7 @@ from .._errors import (
 from .._generated_ffi import ffi
 from .._interface import Backend
 from ..emulation.model import ModelBackend
-from ._worlds import Child, World, world_for
+from ._worlds import Child, LiveWorld, World, world_for
 
 DWORD_MAX = 0xFFFFFFFF
 UNTOUCHED = 0xDEADBEEF
@@ -131,6 +132,32 @@ def _raw_call(backend: Backend, pid: int) -> tuple[int, int, int]:
     return ok, lowlevel.GetLastError(), int(out[0])
 
 
+def _judge_generated(backend: Backend, world: World, rule: str) -> str | None:
+    """This rule's part of the generated live world (``_generated.py``):
+    a violation if the backend was wrong about any of its processes,
+    threads or query forms; else a note of what could not be built (None:
+    all of it was)."""
+    judgement = world.generated(backend)
+    if judgement is None:
+        return None
+    if judgement.failed:
+        world.judged[rule] = judgement.failed
+        return judgement.failed
+    world.judged[rule] = judgement.describe(rule)
+    found = judgement.findings[rule]
+    if found:
+        more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+        raise ContractViolation(
+            f"{rule}: in the {judgement.describe(rule)}: " + "; ".join(found[:3]) + more
+        )
+    missing = [judgement.missing[part] for part in _PARTS[rule] if part in judgement.missing]
+    return "; ".join(missing) or None
+
+
+#: The parts of the generated world each rule needs (reported when missing).
+_PARTS = {"C2": ("logins",), "C4": (), "C5": ("logins", "reuse"), "C7": ("logins",)}
+
+
 def c1_self(backend: Backend, world: World) -> None:
     """C1: the caller's own PID answers its true session, the same each
     time, raw API too."""
@@ -151,11 +178,14 @@ def c1_self(backend: Backend, world: World) -> None:
 
 def c2_inheritance(backend: Backend, world: World) -> None:
     """C2: a child started by the caller is in the caller's session; a child
-    that started a new login is in that login's session."""
+    that started a new login is in that login's session; on a live machine
+    every running process of the generated world, at any depth, orphaned
+    or not, answers the session it reports from the inside."""
+    partial = _judge_generated(backend, world, "C2")
     own = world.self_truth()
     with world.child() as child:
         if child is None:
-            raise RuleSkipped(f"{world.description}: cannot start a child")
+            _no_child(world, "C2")
         if own is not None and child.truth is not None and child.truth != own:
             raise RuleSkipped(
                 f"the OS put child {child.pid} in session {child.truth}, the caller "
@@ -172,6 +202,8 @@ def c2_inheritance(backend: Backend, world: World) -> None:
             why = world.login_unavailable()
             raise PartlyChecked(f"children in the caller's session only: {why}")
         _expect_session(backend, login.pid, "C2", "a child in a new login", login.truth)
+    if partial:
+        raise PartlyChecked(partial)
 
 
 def c3_missing(backend: Backend, world: World) -> None:
@@ -187,24 +219,33 @@ def c3_missing(backend: Backend, world: World) -> None:
 
 
 def c4_threads(backend: Backend, world: World) -> None:
-    """C4: a thread id that is not a process id fails with 87."""
+    """C4: a thread id that is not a process id fails with 87: the caller's
+    own thread, and threads of the generated world's other processes."""
+    partial = _judge_generated(backend, world, "C4")
     with world.thread_id() as tid:
         if tid is None:
             raise RuleSkipped(f"{world.description}: cannot start a thread")
         _expect_error(backend, tid, ERROR_INVALID_PARAMETER, "C4", "a thread id")
+    if partial:
+        raise PartlyChecked(partial)
 
 
 def c5_exited(backend: Backend, world: World) -> None:
     """C5: an exited process answers its session while it is held (Linux: a
     zombie; Windows: a handle is open); once gone, 87. The child is in a new
-    login where one can be made, so that its session is not everybody's."""
+    login where one can be made, so that its session is not everybody's.
+    On a live machine, the generated world's exited processes at depth and
+    its reaped PIDs too."""
+    partial = _judge_generated(backend, world, "C5")
     with world.child(login=True) as login:
         if login is not None:
             _check_exit(backend, world, login)
+            if partial:
+                raise PartlyChecked(partial)
             return
     with world.child() as child:
         if child is None:
-            raise RuleSkipped(f"{world.description}: cannot start a child")
+            _no_child(world, "C5")
         _check_exit(backend, world, child)
         truth = child.truth
     if truth == 0:
@@ -212,6 +253,19 @@ def c5_exited(backend: Backend, world: World) -> None:
             "the exited child is in session 0, so an answer of 0 made up for exited "
             f"processes cannot be told apart: {world.login_unavailable()}"
         )
+    if partial:
+        raise PartlyChecked(partial)
+
+
+def _no_child(world: World, rule: str) -> NoReturn:
+    """No child can be started: the rule holds in part if the world's own
+    processes were judged for it (a declared world), else it is skipped."""
+    if rule in world.judged:
+        raise PartlyChecked(
+            f"{world.description}: no child can be started, so the rule was judged on "
+            "the world's own processes only"
+        )
+    raise RuleSkipped(f"{world.description}: cannot start a child")
 
 
 def _check_exit(backend: Backend, world: World, child: Child) -> None:
@@ -243,7 +297,10 @@ def c6_access(backend: Backend, world: World) -> None:
 
 def c7_domain(backend: Backend, world: World) -> None:
     """C7: every DWORD PID is a valid input; answers are DWORDs or errors;
-    the listing holds the caller in its true session."""
+    the listing holds the caller in its true session; on a live machine
+    ``session_ids(subset)``, ``session_ids(None)`` and ``process_records``
+    list every process of the generated world in its true session."""
+    partial = _judge_generated(backend, world, "C7")
     rng = random.Random(7)
     pids = [0, 1, 2, 3, 4, 8, 2**31 - 1, 2**31, DWORD_MAX - 3, DWORD_MAX]
     pids += [rng.randrange(DWORD_MAX + 1) for _ in range(40)]
@@ -252,7 +309,8 @@ def c7_domain(backend: Backend, world: World) -> None:
     # The processes the backend lists answer DWORDs too, the same as listed
     # (a process may have exited since the listing: then any error is fine).
     listed = backend.session_ids(None)
-    for pid, session in sorted(listed.items())[:LISTED_SAMPLE]:
+    entries = sorted(listed.items())
+    for pid, session in rng.sample(entries, min(LISTED_SAMPLE, len(entries))):
         if type(session) is not int or not 0 <= session <= DWORD_MAX:
             raise ContractViolation(
                 f"C7: session_ids() lists PID {pid} in {session!r}, not a DWORD"
@@ -269,6 +327,8 @@ def c7_domain(backend: Backend, world: World) -> None:
             f"C7: the caller (PID {own}) is in session {truth}, but session_ids() "
             f"lists it as {listed.get(own, 'absent')}"
         )
+    if partial:
+        raise PartlyChecked(partial)
 
 
 class _Spy:
@@ -361,11 +421,16 @@ def c9_last_error_per_thread(backend: Backend, world: World) -> None:
             f"C9: this thread's last error became {after} after another thread's calls, "
             f"{kept} after its own successful call ({ok_own}); expected 87 both times"
         )
+    if not hasattr(backend, "native_process_id_to_session_id"):
+        raise LibraryLevel(
+            "the raw call of a backend that is not native keeps its last error in the "
+            "library's own thread-local, not the backend's: nothing about the backend"
+        )
 
 
 def c10_aliasing(backend: Backend, world: World) -> None:
     """C10: Windows ignores a PID's two low bits; Linux does not alias."""
-    with world.child() as child:
+    with _some_process(world) as child:
         if child is None:
             raise RuleSkipped(f"{world.description}: cannot start a child")
         base = _expect_session(backend, child.pid, "C10", "a running child", child.truth)
@@ -391,6 +456,21 @@ def c10_aliasing(backend: Backend, world: World) -> None:
                 )
 
 
+@contextlib.contextmanager
+def _some_process(world: World) -> Iterator[Child | None]:
+    """A running child, or where none can be started one of the world's
+    own processes whose next three PIDs are free (a declared world)."""
+    with world.child() as child:
+        if child is not None:
+            yield child
+            return
+    for pid, session in sorted(world.existing().items()):
+        if world.aliasing or not any(world.names_process(pid + n) for n in (1, 2, 3)):
+            yield Child(pid, session)
+            return
+    yield None
+
+
 def c11_concurrency(backend: Backend, world: World) -> None:
     """C11: several threads asking about processes of distinct sessions at
     once each get their own process's session."""
@@ -404,6 +484,9 @@ def c11_concurrency(backend: Backend, world: World) -> None:
             if login is None or login.truth is None:
                 break
             targets[login.pid] = login.truth
+        for pid, session in world.existing().items():  # a declared world's own
+            if session not in targets.values() and len(targets) <= CONCURRENT_LOGINS:
+                targets[pid] = session
         if len(set(targets.values())) < 2:
             raise RuleSkipped(
                 f"fewer than 2 distinct sessions can be made here, so wrong answers "
@@ -515,20 +598,31 @@ class ContractReport:
     skipped: dict[str, str] = field(default_factory=dict)
     library: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    #: Per rule, what the generated live world let it judge: how many
+    #: processes, threads, PID reuses, queries and query forms, and the
+    #: world's seed (live backends only).
+    judged: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"contract check of backend {self.backend!r} on {self.world}:"]
         lines += [f"  BROKEN {rule}: {why}" for rule, why in self.broken.items()]
         for rule in self.kept:
             note = self.notes.get(rule)
-            lines.append(f"  kept   {rule}" + (f" (only in part: {note})" if note else ""))
+            judged = f" [{self.judged[rule]}]" if rule in self.judged else ""
+            lines.append(f"  kept   {rule}" + judged + (f" (only in part: {note})" if note else ""))
         lines += [f"  library {rule}: {why}" for rule, why in self.library.items()]
         lines += [f"  not checked {rule}: {why}" for rule, why in self.skipped.items()]
         return "\n".join(lines)
 
 
 def check_contract(
-    backend: Backend, *, world: World | None = None, rules: list[str] | None = None
+    backend: Backend,
+    *,
+    world: World | None = None,
+    rules: list[str] | None = None,
+    worlds: int | None = None,
+    size: int | None = None,
+    seed: int | None = None,
 ) -> ContractReport:
     """Run the contract rules against ``backend``; raise ContractViolation
     with a readable report if any rule is broken, else return the report.
@@ -539,15 +633,33 @@ def check_contract(
     the listed processes otherwise. The check never installs ``backend``:
     what other threads see does not change while it runs, and the calling
     thread's ``GetLastError()`` is put back when it ends.
+
+    On a live backend the check also draws ``worlds`` generated worlds of
+    ``size`` real processes each (default: 1 world of 16, or the
+    ``SESSIONID_CONTRACT_WORLDS`` and ``SESSIONID_CONTRACT_WORLD_SIZE``
+    environment variables; 0 worlds: none), the first from ``seed``
+    (default: random; the report names it, to replay a finding). They
+    size the default world only: giving them with ``world`` is a ValueError.
     """
-    for attribute in BACKEND_ATTRIBUTES:
-        if not hasattr(backend, attribute):
-            raise TypeError(f"check_contract() needs a backend with .{attribute}")
+    missing = [name for name in BACKEND_ATTRIBUTES if not hasattr(backend, name)]
+    if missing:
+        raise TypeError(
+            "check_contract() needs a backend with "
+            + ", ".join(f".{name}" for name in missing)
+            + f"; {type(backend).__name__} has none of these (see sessionid_cffi.Backend)"
+        )
+    if world is not None and (worlds, size, seed) != (None, None, None):
+        raise ValueError("worlds=, size= and seed= size the default live world: not with world=")
     if world is None and isinstance(backend, ModelBackend):
         # The rules spawn and reap in the model: do it in a copy, so that
         # code using the model meanwhile (a fake_sessions block) sees no change.
         backend = copy.copy(backend)
-    chosen = world if world is not None else world_for(backend)
+    if world is not None:
+        chosen = world
+    else:
+        chosen = world_for(backend)
+        if isinstance(chosen, LiveWorld):
+            chosen = LiveWorld(worlds=worlds, size=size, seed=seed)
     report = ContractReport(str(getattr(backend, "name", "?")), chosen.description)
     last_error = lowlevel.GetLastError()
     try:
@@ -563,14 +675,35 @@ def check_contract(
             except PartlyChecked as err:
                 report.kept.append(name)
                 report.notes[name] = str(err)
-            except Exception as err:  # the backend broke the scene the rule needs
-                report.broken[name] = (
-                    f"{name}: the check could not run, it raised {type(err).__name__}: {err}"
-                )
+            except Exception as err:
+                if _raised_by_the_backend(err, backend):  # it broke the rule's scene
+                    report.broken[name] = (
+                        f"{name}: the check could not run, the backend raised "
+                        f"{type(err).__name__}: {err}"
+                    )
+                else:
+                    report.skipped[name] = (
+                        "the check itself failed (in the kit or the world given to it, not "
+                        f"in the backend): {type(err).__name__}: {err}"
+                    )
             else:
                 report.kept.append(name)
+            if name in chosen.judged:
+                report.judged[name] = chosen.judged[name]
     finally:
         lowlevel._set_last_error(last_error)
     if report.broken:
         raise ContractViolation(str(report))
     return report
+
+
+def _raised_by_the_backend(err: BaseException, backend: Backend) -> bool:
+    """Whether ``err`` came out of the backend's own code: a frame of its
+    traceback is a method running on ``backend``. Otherwise the kit (or the
+    world passed to it) failed, which says nothing about the backend."""
+    trace = err.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_locals.get("self") is backend:
+            return True
+        trace = trace.tb_next
+    return False
