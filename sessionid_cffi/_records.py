@@ -98,8 +98,8 @@ _SESSION_FIELDS = (
     ("is_console", "Whether it is ``active_console_session_id()``."),
     (
         "verified",
-        "Linux: True when the login was started by a process owned by root, as every PAM"
-        " login service is; False when a process not owned by root could have set the"
+        "True when a process owned by root started the login, as every PAM login"
+        " service is (Linux); False when a process not owned by root could have set the"
         " login uid itself (a forged login); None when it cannot be told, for session 0"
         " and on Windows (docs/linux.md, 'Forged logins').",
     ),
