@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 
     from ._generated_ffi import ffi
     from ._interface import Backend
+    from ._kill import KillTimeoutError, kill_session
     from ._records import ProcessRecord, SessionInfo
     from .lowlevel import GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
 
@@ -550,6 +551,7 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "GetLastError",
+    "KillTimeoutError",
     "ProcessIdToSessionId",
     "ProcessNotFoundError",
     "ProcessRecord",
@@ -561,6 +563,7 @@ __all__ = [
     "current_session_id",
     "ffi",
     "get_backend",
+    "kill_session",
     "process_id_to_session_id",
     "process_records",
     "processes_in_session",
@@ -577,6 +580,8 @@ _LAZY = {
     "Backend": "._interface",
     "ProcessRecord": "._records",
     "SessionInfo": "._records",
+    "kill_session": "._kill",
+    "KillTimeoutError": "._kill",
 }
 
 
