@@ -25,10 +25,6 @@ import signal as _signal
 import time
 from errno import EPERM, ESRCH
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import SupportsIndex
-
 from ._errors import (
     ERROR_ACCESS_DENIED,
     ERROR_NOT_SUPPORTED,
@@ -37,6 +33,12 @@ from ._errors import (
     SessionIdError,
     error_from_oserror,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import SupportsIndex
+
+    from .emulation.procfs import ProcfsBackend
 
 # Win32 ERROR_TIMEOUT: "the wait operation timed out".
 ERROR_TIMEOUT = 1460
@@ -155,7 +157,7 @@ def _denied(denied: list[int], signalled: list[int]) -> AccessDeniedError:
 
 class _Killer:
     def __init__(
-        self, backend: "object", session: int, sig: int, include_self: bool, timeout: float
+        self, backend: "ProcfsBackend", session: int, sig: int, include_self: bool, timeout: float
     ) -> None:
         self.backend = backend
         self.session = session
@@ -204,9 +206,7 @@ class _Killer:
 
     def _pin_new_members(self, freeze: bool) -> bool:
         """Pin (and stop, with ``freeze``) members not pinned yet; whether any was new."""
-        from .emulation.procfs import ProcfsBackend
-
-        backend: ProcfsBackend = self.backend  # type: ignore[assignment]
+        backend = self.backend
         table = backend.session_ids(None)
         new = False
         for pid in sorted(table):
@@ -228,7 +228,7 @@ class _Killer:
                 self._send(pid, pidfd, _signal.SIGKILL, self.killed)
         return new
 
-    def _pin(self, backend: "object", pid: int) -> int:
+    def _pin(self, backend: "ProcfsBackend", pid: int) -> int:
         """A pidfd of the member ``pid`` names now, or -1 when it left the
         session, exited, or its PID now names another process."""
         try:
@@ -239,7 +239,7 @@ class _Killer:
             raise error_from_oserror(pid, err, "pidfd_open") from err
         try:
             # The re-check: the backend's own single query, after pinning.
-            session = backend.session_id(pid)  # type: ignore[attr-defined]
+            session = backend.session_id(pid)
             # Still the pinned process? A reaped one fails with ESRCH, and
             # while it is not reaped no newcomer can hold its PID.
             _signal.pidfd_send_signal(pidfd, 0)
