@@ -83,7 +83,8 @@ def kill_session(
     (SIGSTOP) and the table rescanned until no new member appears, then
     signalled, then continued (SIGCONT) unless the signal is SIGKILL or
     SIGSTOP; SIGKILL is sent at once instead of SIGSTOP. The model backend
-    removes the members from its table for any signal. Windows (kernel32)
+    removes the members from its table for any signal. Zombies (exited,
+    not yet reaped) run nothing and are left out. Windows (kernel32)
     is not implemented: BackendUnavailableError (50).
 
     The calling process is left out unless ``include_self`` (then it is
@@ -240,6 +241,8 @@ class _Killer:
         try:
             # The re-check: the backend's own single query, after pinning.
             session = backend.session_id(pid)
+            # A zombie (exited, not reaped) runs nothing: not a member to signal.
+            zombie = session == self.session and _is_zombie(backend.proc_root, pid)
             # Still the pinned process? A reaped one fails with ESRCH, and
             # while it is not reaped no newcomer can hold its PID.
             _signal.pidfd_send_signal(pidfd, 0)
@@ -251,7 +254,7 @@ class _Killer:
         except BaseException:
             os.close(pidfd)
             raise
-        if session != self.session:
+        if session != self.session or zombie:
             os.close(pidfd)
             return -1
         return pidfd
@@ -292,3 +295,14 @@ class _Killer:
         for pid in self.stopped:
             self._send(pid, self.pinned[pid], _signal.SIGCONT, None)
         self.stopped.clear()
+
+
+def _is_zombie(proc_root: str, pid: int) -> bool:
+    """Whether ``stat`` shows state Z (the caller proves afterwards, through
+    the pidfd, that the PID still named the pinned process)."""
+    fd = os.open(f"{proc_root}/{pid}/stat", os.O_RDONLY)
+    try:
+        data = os.read(fd, 1024)
+    finally:
+        os.close(fd)
+    return data[data.rfind(b")") + 2 : data.rfind(b")") + 3] == b"Z"
