@@ -9,6 +9,7 @@ shell loop that keeps forking. Truth is read from /proc/<pid>/sessionid and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 import sessionid_cffi as sid
+
 from conftest import IS_ROOT, Login
 
 pytestmark = pytest.mark.skipif(
@@ -83,10 +85,8 @@ class World:
 
     def close(self) -> None:
         for pid in running(self.session):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.kill()
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
@@ -146,8 +146,10 @@ def state(pid: int) -> str:
 
 def assert_untouched(bystanders: tuple[Login, subprocess.Popen[bytes]]) -> None:
     other, mine = bystanders
-    assert other.process.poll() is None and state(other.pid) != "T"
-    assert mine.poll() is None and state(mine.pid) != "T"
+    assert other.process.poll() is None
+    assert state(other.pid) != "T"
+    assert mine.poll() is None
+    assert state(mine.pid) != "T"
     assert running(other.session) == [other.pid]
 
 
@@ -197,7 +199,8 @@ def test_dry_run_lists_the_members_and_signals_nothing(world, bystanders) -> Non
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert [p["pid"] for p in document["processes"]] == truth
-    assert document["dry_run"] is True and document["signal"] == signal.SIGKILL
+    assert document["dry_run"] is True
+    assert document["signal"] == signal.SIGKILL
     assert running(world.session) == truth
     assert all(state(pid) != "T" for pid in truth)
     assert_untouched(bystanders)
@@ -212,7 +215,8 @@ def test_sigterm_continues_what_it_stopped(world) -> None:
     ]
     assert len(stubborn) == 1
     signalled = sid.kill_session(world.session)
-    assert stubborn[0] in signalled and world.process.pid in signalled
+    assert stubborn[0] in signalled
+    assert world.process.pid in signalled
     assert world.process.wait(timeout=10) == -signal.SIGTERM
     time.sleep(0.3)
     assert state(stubborn[0]) in "SR", state(stubborn[0])
@@ -233,7 +237,8 @@ def test_session_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="session 0"):
         sid.kill_session(0, signal.SIGKILL, dry_run=True)
     done = cli("kill", "-s", "KILL", "0")
-    assert done.returncode == 2 and "session 0" in done.stderr
+    assert done.returncode == 2
+    assert "session 0" in done.stderr
 
 
 def test_exit_codes_and_usage_errors(login) -> None:
@@ -271,10 +276,10 @@ def test_the_model_backend_removes_the_members() -> None:
     from sessionid_cffi.testing import ModelBackend
 
     model = ModelBackend({10: 1, 11: 1, 12: 2, os.getpid(): 1}, denied=[11])
-    with sid.use_backend(model):
-        with pytest.raises(sid.AccessDeniedError) as caught:
-            sid.kill_session(1)
-    assert caught.value.denied == [11] and caught.value.signalled == [10]
+    with sid.use_backend(model), pytest.raises(sid.AccessDeniedError) as caught:
+        sid.kill_session(1)
+    assert caught.value.denied == [11]
+    assert caught.value.signalled == [10]
     assert model.processes() == {11: 1, 12: 2, os.getpid(): 1}
 
 
@@ -343,7 +348,10 @@ report = {"rounds": [], "reused": 0}
 target, session = login()
 sid.kill_session(session, 0, dry_run=True)  # the namespace check is then done and kept
 first = []
-state = hooked(lambda k, name, args: first.append(k) if not first and names(name, args, target.pid) else None)
+def note_first(step, name, args):
+    if not first and names(name, args, target.pid):
+        first.append(step)
+state = hooked(note_first)
 try:
     assert sid.kill_session(session, signal.SIGKILL) == [target.pid]
     total = state["count"]
@@ -392,7 +400,8 @@ def test_a_reused_pid_is_never_signalled() -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     rounds = report["rounds"]
-    assert len(rounds) >= 5 and report["reused"] == len(rounds), rounds
+    assert len(rounds) >= 5, rounds
+    assert report["reused"] == len(rounds), rounds
     for r in rounds:
         assert r["target"] != r["newcomer"], r
         assert r["alive"], r  # the newcomer on the reused PID was never signalled
