@@ -39,6 +39,9 @@ subprocess.Popen(['setsid', 'sleep', '1000'], **quiet)
 subprocess.Popen(['sh', '-c', '(sleep 1000 &); nohup sleep 1000 &'], **quiet)
 if sys.argv[2] == 'forker':
     subprocess.Popen(['sh', '-c', 'while :; do sleep 0.01 & done'], **quiet)
+if sys.argv[2] == 'spawner':
+    # Last, so its PID is the highest: the member signalled last.
+    subprocess.Popen(['sh', '-c', 'read line; sleep 2000'], stdout=subprocess.DEVNULL)
 if sys.argv[2] == 'stubborn':
     subprocess.Popen(['sh', '-c', 'trap "" TERM; while :; do sleep 0.05; done'], **quiet)
 sys.stdin.read()
@@ -77,7 +80,7 @@ class World:
         assert self.process.stdout is not None
         self.session = int(self.process.stdout.readline())  # the child's own report
         # The login, 3 sleeps, and the loop's shell (and a child of it).
-        want = {"forker": 6, "stubborn": 5}.get(kind, 4)
+        want = {"forker": 6, "stubborn": 5, "spawner": 5}.get(kind, 4)
         deadline = time.monotonic() + 10
         while len(running(self.session)) < want:
             assert time.monotonic() < deadline, members(self.session)
@@ -220,6 +223,40 @@ def test_sigterm_continues_what_it_stopped(world) -> None:
     assert world.process.wait(timeout=10) == -signal.SIGTERM
     time.sleep(0.3)
     assert state(stubborn[0]) in "SR", state(stubborn[0])
+
+
+@pytest.mark.parametrize("world", ["spawner"], indirect=True)
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_member_started_after_the_scan_is_caught_by_the_rescan(world, sig, monkeypatch) -> None:
+    # Deterministic: once the first member is signalled, the spawner (not
+    # signalled yet: highest PID) starts a new member the scan never saw.
+    from sessionid_cffi import _kill as kill_module
+
+    spawner = [pid for pid in running_with(world.session, b"read line") if pid != world.process.pid]
+    assert len(spawner) == 1
+    real = kill_module._signal
+    started: list[int] = []
+
+    class Spy:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def pidfd_send_signal(self, pidfd: int, number: int) -> None:
+            real.pidfd_send_signal(pidfd, number)
+            if number and not started:
+                with open(f"/proc/{spawner[0]}/fd/0", "w") as pipe:
+                    pipe.write("go\n")
+                deadline = time.monotonic() + 10
+                while not started:
+                    assert time.monotonic() < deadline
+                    started.extend(running_with(world.session, b"sleep\x002000"))
+
+    monkeypatch.setattr(kill_module, "_signal", Spy())
+    signalled = sid.kill_session(world.session, sig)
+    assert started[0] in signalled
+    world.process.wait(timeout=10)
+    time.sleep(0.2)
+    assert running(world.session) == []
 
 
 def test_the_caller_is_left_out_unless_asked(login) -> None:
