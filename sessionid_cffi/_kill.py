@@ -46,11 +46,15 @@ ERROR_TIMEOUT = 1460
 DEFAULT_TIMEOUT = 10.0
 
 
+# _Killer._pin: the pinned process was reaped during the re-check.
+_RACED = -2
+
+
 class KillTimeoutError(SessionIdError, TimeoutError):
     """kill_session gave up: the session kept gaining new members for
     ``timeout`` seconds. Members it had stopped are continued (SIGCONT) and
     not signalled (with SIGKILL, those found were already killed).
-    ``winerror`` is ``ERROR_TIMEOUT`` (1460)."""
+    ``winerror`` is 1460 (Win32 ERROR_TIMEOUT)."""
 
 
 def checked_signal(value: object) -> int:
@@ -216,6 +220,9 @@ class _Killer:
             if pid == self.own:
                 continue
             pidfd = self._pin(backend, pid)
+            if pidfd == _RACED:
+                new = True  # its PID changed hands while pinned: look again
+                continue
             if pidfd < 0:
                 continue
             self.pinned[pid] = pidfd
@@ -246,10 +253,12 @@ class _Killer:
             # Still the pinned process? A reaped one fails with ESRCH, and
             # while it is not reaped no newcomer can hold its PID.
             _signal.pidfd_send_signal(pidfd, 0)
-        except (ProcessLookupError, PermissionError) as err:
+        except ProcessLookupError:
             os.close(pidfd)
-            if isinstance(err, PermissionError):
-                self.denied.append(pid)
+            return _RACED
+        except PermissionError:
+            os.close(pidfd)
+            self.denied.append(pid)
             return -1
         except BaseException:
             os.close(pidfd)
