@@ -446,3 +446,24 @@ def test_a_reused_pid_is_never_signalled() -> None:
     # Both outcomes: the swap came before the target was signalled, and after.
     assert any(r["answer"] == [] for r in rounds), rounds
     assert any(r["answer"] == [r["pid"]] for r in rounds), rounds
+
+
+@pytest.mark.parametrize("world", ["quiet"], indirect=True)
+def test_it_gives_up_after_the_timeout_and_resumes_what_it_stopped(world) -> None:
+    # Any deadline shorter than one pass: the first pass finds new members,
+    # and there is no time left for the rescan that would prove none is new.
+    truth = running(world.session)
+    with pytest.raises(sid.KillTimeoutError) as caught:
+        sid.kill_session(world.session, signal.SIGTERM, timeout=1e-9)
+    assert caught.value.winerror == 1460
+    assert "gave up" in str(caught.value)
+    assert running(world.session) == truth  # nothing signalled
+    assert all(state(pid) != "T" for pid in truth)  # nothing left stopped
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"), [(0, ValueError), (-1.0, ValueError), ("1", TypeError)]
+)
+def test_a_bad_timeout_raises(timeout: object, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        sid.kill_session(5, signal.SIGTERM, dry_run=True, timeout=timeout)  # type: ignore[arg-type]
