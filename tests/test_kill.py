@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from test_cli import valid
 
 import sessionid_cffi as sid
 
@@ -192,6 +193,14 @@ def test_sessionid_kill_s_kill_leaves_nothing_of_a_forking_login(world, bystande
     # Nothing left: exit 1, nothing printed.
     again = cli("kill", "-s", "9", str(world.session))
     assert (again.returncode, again.stdout) == (1, ""), again
+    empty = cli("kill", "--json", str(world.session))
+    assert empty.returncode == 1
+    assert valid(json.loads(empty.stdout)) == {
+        "signal": signal.SIGTERM,
+        "dry_run": False,
+        "processes": [],
+        "errors": [],
+    }
 
 
 @pytest.mark.parametrize("world", ["quiet"], indirect=True)
@@ -200,7 +209,8 @@ def test_dry_run_lists_the_members_and_signals_nothing(world, bystanders) -> Non
     assert sid.kill_session(world.session, signal.SIGKILL, dry_run=True) == truth
     done = cli("kill", "--dry-run", "--json", "-s", "KILL", str(world.session))
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
+    document = valid(json.loads(done.stdout))
+    assert isinstance(document, dict)
     assert [p["pid"] for p in document["processes"]] == truth
     assert document["dry_run"] is True
     assert document["signal"] == signal.SIGKILL
