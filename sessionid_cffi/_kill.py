@@ -287,12 +287,13 @@ class _Killer:
 
     def _signal_all(self) -> list[int]:
         signalled = []
+        killed = set(self.killed)  # a set: one lookup a member, not a list scan
         for pid in sorted(self.pinned):
             if pid == os.getpid() or pid in self.denied:
                 continue
             # SIGKILL members were killed when pinned (no stop needed).
             if self.sig == _signal.SIGKILL:
-                if pid in self.killed:
+                if pid in killed:
                     signalled.append(pid)
             elif self._send(pid, self.pinned[pid], self.sig, None):
                 signalled.append(pid)
