@@ -477,3 +477,74 @@ def test_it_gives_up_after_the_timeout_and_resumes_what_it_stopped(world) -> Non
 def test_a_bad_timeout_raises(timeout: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         sid.kill_session(5, signal.SIGTERM, dry_run=True, timeout=timeout)  # type: ignore[arg-type]
+
+
+DENIED_LOGIN = r"""
+import os, subprocess, sys
+open('/proc/self/loginuid', 'w').write('4343')
+print(open('/proc/self/sessionid').read(), flush=True)
+mine = subprocess.Popen(['sleep', '1000'], user=65534, group=65534, extra_groups=[])
+print(mine.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_members_the_caller_may_not_signal_are_named_after_the_others() -> None:
+    # A login with a root-owned leader and a member owned by nobody; the
+    # caller runs as nobody: it may signal the member only.
+    login = subprocess.Popen(
+        [sys.executable, "-c", DENIED_LOGIN],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert login.stdout is not None
+        session = int(login.stdout.readline())
+        member = int(login.stdout.readline())
+        # Loaded as root, then dropped to nobody (the install may not be
+        # readable by nobody): a dry run loads every module kill needs.
+        code = (
+            "import io, json, os, sys, sessionid_cffi as s\n"
+            "from sessionid_cffi import _cli\n"
+            f"s.kill_session({session}, 0, dry_run=True)\n"
+            "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+            "try:\n"
+            f"    s.kill_session({session}, 15)\n"
+            "except s.AccessDeniedError as err:\n"
+            "    found = [err.winerror, err.pid, err.denied, err.signalled, str(err)]\n"
+            "sys.stderr = io.StringIO()\n"
+            f"status = _cli.main(['kill', '{session}'])\n"
+            "print(json.dumps([found, status, sys.stderr.getvalue()]))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd="/",
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+        assert done.returncode == 0, done.stderr
+        found, status, stderr = json.loads(done.stdout)
+        winerror, pid, denied, signalled, message = found
+        assert (winerror, pid, denied, signalled) == (5, login.pid, [login.pid], [member])
+        assert str(login.pid) in message
+        # The member got SIGTERM; the leader runs on, not left stopped.
+        deadline = time.monotonic() + 10
+        while member in running(session):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert login.poll() is None
+        assert state(login.pid) != "T"
+        # The command, the member gone: the leader is refused, exit 1.
+        assert status == 1
+        assert stderr.startswith("sessionid: ")
+        assert str(login.pid) in stderr
+    finally:
+        login.kill()
+        login.wait()
+        for stream in (login.stdin, login.stdout):
+            if stream is not None:
+                stream.close()
