@@ -23,7 +23,7 @@ Test seam: the kernel calls go through this module's globals ``os``
 import os
 import signal as _signal
 import time
-from errno import EPERM, ESRCH
+from errno import ENOSYS, EPERM, ESRCH
 
 from ._errors import (
     ERROR_ACCESS_DENIED,
@@ -243,8 +243,17 @@ class _Killer:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
             return -1  # exited since the scan
-        except OSError as err:
-            raise error_from_oserror(pid, err, "pidfd_open") from err
+        except (AttributeError, OSError) as err:
+            if isinstance(err, OSError) and err.errno not in (ENOSYS, EPERM):
+                raise error_from_oserror(pid, err, "pidfd_open") from err
+            # No pidfd_open (Linux < 5.3, Python without it, or seccomp):
+            # signalling by PID could hit a reused PID, so refuse.
+            raise BackendUnavailableError(
+                pid,
+                ERROR_NOT_SUPPORTED,
+                "kill_session needs pidfd_open (Linux 5.3+, Python 3.9+) to signal "
+                f"race-free; it is not available here: {err}",
+            ) from err
         try:
             # The re-check: the backend's own single query, after pinning.
             session = backend.session_id(pid)

@@ -26,7 +26,7 @@ import sessionid_cffi as sid
 
 from conftest import IS_ROOT, Login
 
-pytestmark = pytest.mark.skipif(
+needs_login = pytest.mark.skipif(
     not IS_ROOT or not hasattr(os, "pidfd_open"),
     reason="needs root on Linux with pidfd_open: starts logins and signals them",
 )
@@ -179,6 +179,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@needs_login
 def test_kill_session_sigkill_leaves_nothing_of_a_forking_login(world, bystanders) -> None:
     lasting = [world.process.pid, *long_sleeps(world.session)]
     assert len(lasting) == 4  # the login, its setsid'd, double-forked and nohup'd members
@@ -190,6 +191,7 @@ def test_kill_session_sigkill_leaves_nothing_of_a_forking_login(world, bystander
     assert_untouched(bystanders)
 
 
+@needs_login
 def test_sessionid_kill_s_kill_leaves_nothing_of_a_forking_login(world, bystanders) -> None:
     lasting = long_sleeps(world.session)
     assert len(lasting) == 3
@@ -213,6 +215,7 @@ def test_sessionid_kill_s_kill_leaves_nothing_of_a_forking_login(world, bystande
     }
 
 
+@needs_login
 @pytest.mark.parametrize("world", ["quiet"], indirect=True)
 def test_dry_run_lists_the_members_and_signals_nothing(world, bystanders) -> None:
     truth = running(world.session)
@@ -229,6 +232,7 @@ def test_dry_run_lists_the_members_and_signals_nothing(world, bystanders) -> Non
     assert_untouched(bystanders)
 
 
+@needs_login
 @pytest.mark.parametrize("world", ["stubborn"], indirect=True)
 def test_sigterm_continues_what_it_stopped(world) -> None:
     # The member that ignores TERM is stopped while the session is frozen:
@@ -245,6 +249,7 @@ def test_sigterm_continues_what_it_stopped(world) -> None:
     assert state(stubborn[0]) in "SR", state(stubborn[0])
 
 
+@needs_login
 @pytest.mark.parametrize("world", ["spawner"], indirect=True)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_member_started_after_the_scan_is_caught_by_the_rescan(world, sig, monkeypatch) -> None:
@@ -278,6 +283,7 @@ def test_a_member_started_after_the_scan_is_caught_by_the_rescan(world, sig, mon
     assert none_running_soon(world.session)
 
 
+@needs_login
 def test_the_caller_is_left_out_unless_asked(login) -> None:
     # The caller's own session holds the caller: never signalled by default.
     own = sid.current_session_id()
@@ -289,6 +295,7 @@ def test_the_caller_is_left_out_unless_asked(login) -> None:
     assert os.getpid() in listed
 
 
+@needs_login
 def test_session_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="session 0"):
         sid.kill_session(0, signal.SIGKILL, dry_run=True)
@@ -297,6 +304,7 @@ def test_session_zero_is_refused() -> None:
     assert "session 0" in done.stderr
 
 
+@needs_login
 def test_exit_codes_and_usage_errors(login) -> None:
     session = login.session
     login.close()  # the session held one process; now none
@@ -443,6 +451,7 @@ print(json.dumps(report))
 """
 
 
+@needs_login
 def test_a_reused_pid_is_never_signalled() -> None:
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare(1) from util-linux")
@@ -467,6 +476,7 @@ def test_a_reused_pid_is_never_signalled() -> None:
     assert any(r["answer"] == [r["pid"]] for r in rounds), rounds
 
 
+@needs_login
 @pytest.mark.parametrize("world", ["quiet"], indirect=True)
 def test_it_gives_up_after_the_timeout_and_resumes_what_it_stopped(world) -> None:
     # Any deadline shorter than one pass: the first pass finds new members,
@@ -498,6 +508,7 @@ sys.stdin.read()
 """
 
 
+@needs_login
 def test_members_the_caller_may_not_signal_are_named_after_the_others() -> None:
     # A login with a root-owned leader and a member owned by nobody; the
     # caller runs as nobody: it may signal the member only.
@@ -557,3 +568,59 @@ def test_members_the_caller_may_not_signal_are_named_after_the_others() -> None:
         for stream in (login.stdin, login.stdout):
             if stream is not None:
                 stream.close()
+
+
+def test_backends_that_cannot_signal_refuse() -> None:
+    from sessionid_cffi.emulation.procfs import ProcfsBackend
+
+    class Answers:
+        """A backend of the user's own: it answers, it cannot signal."""
+
+        name = "answers"
+
+        def session_id(self, pid: int) -> int:
+            return 3
+
+        def console_session_id(self) -> None:
+            return None
+
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            return {10: 3}
+
+    # A tree laid out like procfs is not this namespace's processes; a
+    # backend of the user's own (and kernel32 on Windows) cannot signal.
+    with sid.use_backend(Answers()), pytest.raises(sid.BackendUnavailableError) as caught:
+        sid.kill_session(3, signal.SIGTERM)
+    assert caught.value.winerror == 50
+    tree = ProcfsBackend("/proc", live=False)
+    with sid.use_backend(tree), pytest.raises(sid.BackendUnavailableError):
+        sid.kill_session(3, signal.SIGTERM)
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="the kernel32 backend is Windows only")
+def test_windows_says_it_is_not_implemented() -> None:
+    with pytest.raises(sid.BackendUnavailableError, match="Windows: not implemented"):
+        sid.kill_session(1, signal.SIGTERM)
+
+
+@needs_login
+@pytest.mark.parametrize("world", ["quiet"], indirect=True)
+def test_without_pidfd_open_it_refuses_rather_than_signal_by_pid(world, monkeypatch) -> None:
+    # A stand-in for a kernel older than 5.3 (or a seccomp filter), which
+    # this machine cannot be made into: pidfd_open fails with ENOSYS.
+    import errno
+
+    from sessionid_cffi import _kill as kill_module
+
+    class NoPidfd:
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        def pidfd_open(self, pid: int) -> int:
+            raise OSError(errno.ENOSYS, "Function not implemented")
+
+    truth = running(world.session)
+    monkeypatch.setattr(kill_module, "os", NoPidfd())
+    with pytest.raises(sid.BackendUnavailableError, match="pidfd_open"):
+        sid.kill_session(world.session, signal.SIGKILL)
+    assert running(world.session) == truth
