@@ -518,6 +518,7 @@ def test_members_the_caller_may_not_signal_are_named_after_the_others() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    session = member = 0
     try:
         assert login.stdout is not None
         session = int(login.stdout.readline())
@@ -563,11 +564,19 @@ def test_members_the_caller_may_not_signal_are_named_after_the_others() -> None:
         assert stderr.startswith("sessionid: ")
         assert str(login.pid) in stderr
     finally:
+        for pid in running(session) if session else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # the member too, if the kill missed it
         login.kill()
         login.wait()
         for stream in (login.stdin, login.stdout):
             if stream is not None:
                 stream.close()
+        # Until init reaped it: a process of nobody's, even a zombie, would
+        # show in other tests that count what nobody can see.
+        deadline = time.monotonic() + 10
+        while member and os.path.exists(f"/proc/{member}") and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def test_backends_that_cannot_signal_refuse() -> None:
