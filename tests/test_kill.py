@@ -440,7 +440,11 @@ for k in range(first[0], total + 1):
     finally:
         unhook()
     newcomer = swapped["newcomer"]
-    alive = newcomer.poll() is None
+    try:  # a signal takes a moment to end it: wait that moment
+        newcomer.wait(timeout=0.3)
+        alive = False
+    except subprocess.TimeoutExpired:
+        alive = True
     report["reused"] += newcomer.pid == pid
     report["rounds"].append({"step": k, "after": swapped["after"], "pid": pid,
                              "newcomer_pid": newcomer.pid, "alive": alive,
