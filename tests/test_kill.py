@@ -638,3 +638,27 @@ def test_without_pidfd_open_it_refuses_rather_than_signal_by_pid(world, monkeypa
     with pytest.raises(sid.BackendUnavailableError, match="pidfd_open"):
         sid.kill_session(world.session, signal.SIGKILL)
     assert running(world.session) == truth
+
+
+@needs_login
+def test_include_self_signals_the_caller_last() -> None:
+    # A login whose leader ends its own login, itself included: the member
+    # gets the signal first, then the caller (SIGTERM ends both).
+    code = (
+        "import subprocess, sys, sessionid_cffi as s\n"
+        "open('/proc/self/loginuid', 'w').write('4444')\n"
+        "member = subprocess.Popen(['sleep', '1000'])\n"
+        "session = int(open('/proc/self/sessionid').read())\n"
+        "print(session, member.pid, flush=True)\n"
+        "s.kill_session(session, 15, include_self=True)\n"
+        "member.wait()\n"
+        "print('survived', flush=True)\n"
+    )
+    caller = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert caller.stdout is not None
+    session, member = map(int, caller.stdout.readline().split())
+    assert caller.wait(timeout=30) == -signal.SIGTERM
+    assert caller.stdout.read() == ""
+    caller.stdout.close()
+    assert none_running_soon(session), members(session)
+    assert member not in running(session)
