@@ -5,7 +5,8 @@ One command, run from the repository root as root or any user::
 
     python benchmarks/run.py [--processes 1000] [--rounds 21] [--out PATH]
                              [--memory-processes 300] [--memory-args 2000000]
-                             [--only speed|memory]
+                             [--only speed|memory|kill]
+                             [--kill-processes 1000] [--kill-rounds 5]
 
 What it does, in one run on one process table:
 
@@ -33,6 +34,11 @@ What it does, in one run on one process table:
      against ``ps -eo pid,args`` on ``--memory-processes`` more processes
      with ``--memory-args`` bytes of arguments each (<= 2x ps plus the
      interpreter, ``python -c pass``), and both times for information;
+   - as root, for information: ``kill_session(n, SIGKILL)`` (in process)
+     and ``sessionid kill -s KILL n`` on a login of ``--kill-processes``
+     sleepers, beside ``kill -KILL`` of the same PIDs and ``pkill -KILL -s``
+     (their job-control session), each on a fresh login, interleaved
+     (``--kill-rounds``);
    - and, for information, ``sessionid`` with no argument,
      ``process_records()`` and a C loop that opens relative
      to a descriptor of /proc (``openat``), as the library does.
@@ -45,6 +51,7 @@ measured here; see docs/performance.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -356,8 +363,90 @@ def in_process(what: str, pid: int, reps: int) -> dict[str, list[float]]:
     return json.loads(out)  # type: ignore[no-any-return]
 
 
+# A login of N sleepers: its own job-control session (for pkill -s) and a
+# fresh audit session (root writes loginuid); prints both, then the PIDs.
+KILL_LOGIN = r"""
+import json, os, sys
+os.setsid()
+open("/proc/self/loginuid", "w").write("4000")
+sleep = sys.argv[2]
+pids = [os.posix_spawn(sleep, [sleep, "3600"], os.environ) for _ in range(int(sys.argv[1]))]
+print(json.dumps([int(open("/proc/self/sessionid").read()), os.getsid(0), pids]), flush=True)
+sys.stdin.read()
+"""
+
+
+def start_kill_login(count: int) -> tuple[subprocess.Popen[str], int, int, list[int]]:
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    login = subprocess.Popen(
+        [sys.executable, "-c", KILL_LOGIN, str(count), sleep],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=NEUTRAL,
+    )
+    assert login.stdout is not None
+    session, job_session, pids = json.loads(login.stdout.readline())
+    return login, session, job_session, [login.pid, *pids]
+
+
+def end_kill_login(login: subprocess.Popen[str], pids: list[int]) -> int:
+    """End what a method left of the login; how many were left. A process
+    that was sent SIGKILL may take a moment to die: wait for that first."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        time.sleep(0.05)
+    left = 0
+    for pid in pids:
+        if _running(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+            left += 1
+    login.wait()
+    for stream in (login.stdin, login.stdout):
+        if stream is not None:
+            stream.close()
+    return left
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+
+
+def measure_kill(
+    count: int, rounds: int, script: str, env: dict[str, str]
+) -> dict[str, list[float]]:
+    """Seconds per method to end a login of ``count`` + 1 processes."""
+    import sessionid_cffi
+
+    kill_binary = shutil.which("kill", path="/usr/bin:/bin") or "kill"
+    samples: dict[str, list[float]] = {"kill_session": [], "sessionid": [], "kill": [], "pkill": []}
+    for _ in range(rounds):
+        for method, times in samples.items():
+            login, session, job_session, pids = start_kill_login(count)
+            start = time.perf_counter()
+            if method == "kill_session":
+                sessionid_cffi.kill_session(session, 9)
+            elif method == "sessionid":
+                command = [script, "kill", "-s", "KILL", str(session)]
+                subprocess.run(command, stdout=subprocess.DEVNULL, check=True, env=env)
+            elif method == "kill":
+                subprocess.run([kill_binary, "-KILL", *map(str, pids)], check=True)
+            else:
+                subprocess.run(["pkill", "-KILL", "-s", str(job_session)], check=True)
+            times.append(time.perf_counter() - start)
+            left = end_kill_login(login, pids)
+            if left:
+                print(f"  warning: {method} left {left} processes of the login running")
+    return samples
+
+
 class _Skip(Exception):
-    """--only memory: the speed part is left out."""
+    """--only memory or kill: the speed part is left out."""
 
 
 def main(argv: list[str]) -> int:
@@ -384,7 +473,18 @@ def main(argv: list[str]) -> int:
         help="memory benchmark: bytes of arguments of each (default 2,000,000)",
     )
     parser.add_argument(
-        "--only", choices=("speed", "memory"), help="run only the speed or the memory part"
+        "--only",
+        choices=("speed", "memory", "kill"),
+        help="run only the speed, the memory or the kill part",
+    )
+    parser.add_argument(
+        "--kill-processes",
+        type=int,
+        default=1000,
+        help="kill benchmark (root): processes of the login ended (default 1000)",
+    )
+    parser.add_argument(
+        "--kill-rounds", type=int, default=5, help="kill benchmark: rounds (default 5)"
     )
     args = parser.parse_args(argv)
     if not sys.platform.startswith("linux"):
@@ -423,13 +523,47 @@ def main(argv: list[str]) -> int:
         }
         print(f"  {name}: {cand:.3f} {unit} vs {base:.3f} {unit} = {ratio:.2f}x", flush=True)
 
-    if args.only != "speed":
+    def kill_rows() -> None:
+        # Ending a login (root: it starts logins), for information.
+        if os.geteuid() != 0 or not shutil.which("pkill"):
+            print("  kill benchmarks skipped: they need root (logins) and pkill")
+            return
+        ended = measure_kill(args.kill_processes, args.kill_rounds, script, env)
+        what = f"a login of {args.kill_processes} sleepers + its leader"
+        record(
+            "kill_session_vs_kill",
+            ended["kill_session"],
+            ended["kill"],
+            None,
+            f"kill_session(n, SIGKILL), in process: {what}",
+            "kill -KILL <the same PIDs> (a process)",
+        )
+        record(
+            "kill_session_vs_pkill",
+            ended["kill_session"],
+            ended["pkill"],
+            None,
+            f"kill_session(n, SIGKILL), in process: {what}",
+            "pkill -KILL -s <its job-control session> (a process)",
+        )
+        record(
+            "sessionid_kill_vs_pkill",
+            ended["sessionid"],
+            ended["pkill"],
+            None,
+            f"sessionid kill -s KILL n (console script): {what}",
+            "pkill -KILL -s <its job-control session> (a process)",
+        )
+
+    if args.only in (None, "memory"):
         with tempfile.TemporaryDirectory() as tmp:
             results.update(measure_memory(args, python, script, env, Path(tmp)))
     table_size = None
-    sleepers = spawn_sleepers(args.processes if args.only != "memory" else 0)
+    sleepers = spawn_sleepers(args.processes if args.only in (None, "speed") else 0)
     try:
-        if args.only == "memory":
+        if args.only in (None, "kill"):
+            kill_rows()
+        if args.only in ("memory", "kill"):
             raise _Skip
         with tempfile.TemporaryDirectory() as tmp:
             binary = compile_c(Path(tmp))

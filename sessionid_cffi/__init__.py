@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     from typing import SupportsIndex, TypeVar
 
     from ._generated_ffi import ffi
+    from ._kill import KillTimeoutError, kill_session
     from ._records import ProcessRecord, SessionInfo
     from .lowlevel import Backend, GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
 
@@ -398,6 +399,7 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "GetLastError",
+    "KillTimeoutError",
     "NotInLoginError",
     "ProcessIdToSessionId",
     "ProcessNotFoundError",
@@ -410,6 +412,7 @@ __all__ = [
     "current_session_id",
     "ffi",
     "get_backend",
+    "kill_session",
     "process_id_to_session_id",
     "process_records",
     "processes_in_my_login",
@@ -427,6 +430,8 @@ _LAZY = {
     "Backend": ".lowlevel",
     "ProcessRecord": "._records",
     "SessionInfo": "._records",
+    "kill_session": "._kill",
+    "KillTimeoutError": "._kill",
 }
 
 

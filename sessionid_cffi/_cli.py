@@ -6,10 +6,14 @@ Forms (docs/cli.md has the details; ``schema.json`` in this package the JSON)::
     sessionid [--json] [--backend NAME] [-w] ps [-o COLUMNS] [--no-header]
               [-p PID[,PID...]] [--session N[,N...]] [--user USER[,USER...]]
     sessionid [--json] [--backend NAME] [-w] sessions [--no-header]
+    sessionid [--json] [--backend NAME] kill [-s SIGNAL] [--dry-run] [--force] SESSION ...
 
 Exit codes: 0 ok; 1 some PID not found or not inspectable, a selection that
 matches no process, or the process table could not be read or the output
 not written; 2 usage error (an unknown user too), or no backend here.
+kill: 0 it signalled a process; 1 the sessions held none (or some member
+could not be signalled); 2 usage error (session 0 without --force, an
+unknown signal).
 
 Startup time is most of what this command costs, so the arguments are
 parsed by hand (argparse and its imports cost more than reading every
@@ -43,6 +47,8 @@ usage: sessionid [--json] [--backend NAME] [-w] [PID ...]
        sessionid [--json] [--backend NAME] [-w] ps [-o COLUMNS] [--no-header]
                  [-p PID,...] [--session N,...] [--user USER,...]
        sessionid [--json] [--backend NAME] [-w] sessions [--no-header]
+       sessionid [--json] [--backend NAME] kill [-s SIGNAL] [--dry-run] [--force]
+                 SESSION ...
 """
 
 HELP = f"""{USAGE}
@@ -60,6 +66,10 @@ forms:
                         session; VERIFIED: yes when a root-owned process
                         started the login, NO when a process not owned by
                         root could have forged it, - when it cannot be told)
+  sessionid kill SESSION ...
+                        signal every process of these login sessions (not
+                        this command; Linux: race-free through pidfds) and
+                        print one line per PID signalled: PID SESSION
 
 options:
   --json                print one JSON object instead (its JSON Schema:
@@ -74,6 +84,10 @@ options:
   -p, --pid PID,...     ps: only these processes
   --session N,...       ps: only the processes of these sessions
   --user USER,...       ps: only the processes these users own (name or uid)
+  -s, --signal SIGNAL   kill: the signal, a name (TERM, SIGTERM, KILL, ...)
+                        or a number, as kill -s takes it; default TERM
+  --dry-run             kill: print the PIDs it would signal, signal nothing
+  --force               kill: allow session 0 (every process outside a login)
   -h, --help            print this help and exit
   --version             print the version and exit
 
@@ -88,13 +102,16 @@ each option given.
 exit status: 0 ok; 1 some PID not found or not inspectable, nothing
 matched the selection, or the process table could not be read or the
 output could not be written; 2 usage error or unknown user, or no backend
-can answer here.
+can answer here. kill: 0 it signalled at least one process; 1 the
+sessions held none, or some member could not be signalled (named on
+stderr); 2 session 0 without --force or an unknown signal.
 """
 
-_FORMS = ("ps", "sessions")
-_VALUED = ("--backend", "--session", "--user", "--format", "--pid", "-o", "-p")
-_SHORT = {"-o": "--format", "-p": "--pid"}
+_FORMS = ("ps", "sessions", "kill")
+_VALUED = ("--backend", "--session", "--user", "--format", "--pid", "-o", "-p", "--signal", "-s")
+_SHORT = {"-o": "--format", "-p": "--pid", "-s": "--signal"}
 _PS_ONLY = ("--format", "--pid", "--session", "--user")
+_KILL_ONLY = ("--signal", "--dry-run", "--force")
 _LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 # Printable to Python, drawn as nothing by terminals: the Hangul fillers
 # and the braille blank (letters and a symbol, so no category catches them).
@@ -160,12 +177,15 @@ class _Args:
     __slots__ = (
         "backend",
         "columns",
+        "dry_run",
+        "force",
         "form",
         "header",
         "json",
         "pids",
         "select_pids",
         "sessions",
+        "signal",
         "users",
         "wide",
     )
@@ -181,6 +201,9 @@ class _Args:
         self.sessions: set[int] | None = None
         self.users: list[str] | None = None
         self.pids: list[int] = []
+        self.signal: str | None = None
+        self.dry_run = False
+        self.force = False
 
 
 def _dword(text: str, what: str) -> int:
@@ -223,10 +246,14 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
             name, equals, value = arg[:2], "=", arg[2:]
         else:
             name, equals, value = arg.partition("=")
-        if name in ("--json", "--no-header", "-w", "--wide", "-ww"):
+        if name in ("--json", "--no-header", "-w", "--wide", "-ww", "--dry-run", "--force"):
             if equals:
                 raise UsageError(f"{name} takes no value, got {arg!r}")
-            if name == "--json":
+            if name in ("--dry-run", "--force"):
+                given.add(name)
+                args.dry_run = args.dry_run or name == "--dry-run"
+                args.force = args.force or name == "--force"
+            elif name == "--json":
                 args.json = True
             elif name == "--no-header":
                 args.header = False
@@ -246,6 +273,8 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
         given.add(name)
         if name == "--backend":
             args.backend = value
+        elif name == "--signal":
+            args.signal = value
         elif name == "--format":
             for column in _list(value, name):
                 if column not in COLUMNS:
@@ -261,7 +290,17 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
             args.sessions = found | (args.sessions or set())
         else:
             args.users = _list(value, name) + (args.users or [])
-    if words and words[0] in _FORMS:
+    if words and words[0] == "kill":
+        args.form = "kill"
+        if len(words) < 2:
+            raise UsageError("kill needs at least one SESSION (sessionid kill [-s SIGNAL] N ...)")
+        args.pids = [_dword(word, "a session") for word in words[1:]]
+        if 0 in args.pids and not args.force:
+            raise UsageError(
+                "session 0 holds every process outside a login (init, daemons); "
+                "refusing to signal it without --force"
+            )
+    elif words and words[0] in _FORMS:
         args.form = words[0]
         if len(words) > 1:
             raise UsageError(f"{args.form} takes no arguments, got {words[1]!r}")
@@ -270,7 +309,28 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
     misplaced = sorted(given.intersection(_PS_ONLY)) if args.form != "ps" else []
     if misplaced:
         raise UsageError(f"{misplaced[0]} goes with ps only (sessionid ps {misplaced[0]} ...)")
+    misplaced = sorted(given.intersection(_KILL_ONLY)) if args.form != "kill" else []
+    if misplaced:
+        raise UsageError(f"{misplaced[0]} goes with kill only (sessionid kill {misplaced[0]} ...)")
     return args
+
+
+def signal_number(text: str) -> int:
+    """A signal as kill -s takes it: a number, or a name with or without
+    SIG in any case (TERM, SIGTERM, kill). UsageError for others."""
+    import signal
+
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        if number == 0 or number in signal.valid_signals():
+            return number
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else f"SIG{name}"
+        member = getattr(signal.Signals, "__members__", {}).get(name)
+        if member is not None:
+            return int(member)
+    raise UsageError(f"unknown signal {text!r} (a name such as TERM or KILL, or a number)")
 
 
 def _one_line(text: str) -> str:
@@ -412,7 +472,43 @@ def _run(args: _Args) -> int:
         return _ps(args)
     if args.form == "sessions":
         return _sessions(args)
+    if args.form == "kill":
+        return _kill(args)
     return _pids(args)
+
+
+def _kill(args: _Args) -> int:
+    from . import kill_session
+
+    number = signal_number(args.signal or "TERM")
+    done: list[tuple[int, int]] = []
+    errors: list[SessionIdError] = []
+    for session in dict.fromkeys(args.pids):  # each once, in the order given
+        try:
+            pids = kill_session(
+                session, number, dry_run=args.dry_run, allow_session_zero=args.force
+            )
+        except PermissionError as err:  # AccessDeniedError: the others were signalled
+            pids = list(getattr(err, "signalled", []))
+            errors.append(err)  # type: ignore[arg-type]
+            _error(str(err.strerror))
+        done.extend((pid, session) for pid in pids)
+    status = EXIT_OK if done and not errors else EXIT_FAILED
+    if args.json:
+        document = {
+            "signal": number,
+            "dry_run": args.dry_run,
+            "processes": [{"pid": pid, "session_id": session} for pid, session in done],
+            "errors": [
+                {"pid": err.pid, "winerror": err.winerror, "message": err.strerror}
+                for err in errors
+            ],
+        }
+        return _write(_dump(document)) or status
+    if not done:
+        return status
+    columns = [[str(pid) for pid, _ in done], [str(session) for _, session in done]]
+    return _write_lines(_table(None, columns, (True, True)), args) or status
 
 
 def _pids(args: _Args) -> int:
@@ -752,7 +848,9 @@ def main(argv: "Sequence[str] | None" = None) -> int:
         _error(str(err.strerror))
         return EXIT_USAGE
     except SessionIdError as err:
-        what = "cannot list the processes" if args.form != "pids" else "cannot answer"
+        what = {"pids": "cannot answer", "kill": "cannot signal"}.get(
+            args.form, "cannot list the processes"
+        )
         _error(f"{what}: {err.strerror}")
         return EXIT_FAILED
 

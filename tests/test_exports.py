@@ -257,3 +257,23 @@ def test_the_query_path_imports_neither_typing_nor_threading_nor_cffi() -> None:
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert run.stdout.strip() == "[]"
+
+
+def test_kill_session_loads_on_first_use_only() -> None:
+    # Importing the package must not pay for kill_session's module or signal.
+    code = (
+        "import sys, sessionid_cffi as s;"
+        "print('sessionid_cffi._kill' in sys.modules, 'signal' in sys.modules);"
+        "print(s.kill_session.__module__, s.KillTimeoutError.__module__)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert run.stdout.split() == ["False", "False", "sessionid_cffi", "sessionid_cffi"]
+    assert issubclass(
+        sessionid_cffi.KillTimeoutError, (sessionid_cffi.SessionIdError, TimeoutError)
+    )
