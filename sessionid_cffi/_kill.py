@@ -100,7 +100,8 @@ def kill_session(
     TypeError or ValueError for a ``session_id`` that is not a DWORD or a
     signal this platform does not know.
     """
-    from . import _checked_session, get_backend
+    from ._backend import checked_session as _checked_session
+    from ._backend import get_backend
 
     sig = signal
     session = _checked_session(session_id)
