@@ -271,6 +271,8 @@ def test_committed_benchmark_results_hold_no_local_paths() -> None:
                 "processes_in_proc",
                 "extra_sleepers",
                 "rounds",
+                "memory_processes",
+                "memory_args_bytes",
             }, f"{path.name}: {sorted(machine)}"
 
 

@@ -1097,7 +1097,7 @@ def _check_live_outcomes(found: dict[str, dict[str, object]], as_root: bool) -> 
         expected = root_rules if as_root else nobody_rules
         if expected is None:
             continue
-        assert set(outcome["broken"]) == expected, outcome["text"]  # type: ignore[call-overload]
+        assert set(outcome["broken"]) == expected, f"{name}: {outcome['text']}"  # type: ignore[call-overload]
 
 
 @pytest.mark.skipif(not LINUX, reason="the broken wrappers read procfs")
@@ -1124,6 +1124,7 @@ def test_check_contract_catches_broken_live_backends_as_nobody() -> None:
         import ctypes, json, shutil, signal  # the stdlib of root's Python: read while root
         import sessionid_cffi.testing.contract
         import sessionid_cffi.testing._generated
+        import sessionid_cffi._records  # loaded lazily: while root, as the venv may be 0700
         sessionid_cffi.get_backend()
         os.setgroups([])
         os.setgid(65534)
@@ -1383,6 +1384,7 @@ import json, os
 import ctypes, shutil, signal
 import sessionid_cffi
 import sessionid_cffi.testing.contract, sessionid_cffi.testing._generated
+import sessionid_cffi._records  # loaded lazily: while root, as the venv may be 0700
 from sessionid_cffi.testing import check_contract
 sessionid_cffi.get_backend()
 with open("/proc/self/loginuid", "w") as file:  # root starts a login for itself
