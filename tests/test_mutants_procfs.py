@@ -176,18 +176,24 @@ def test_records_refuse_a_malformed_loginuid_naming_it(tmp_path: Path) -> None:
     malformed(caught, 42, "42/loginuid", b"-1\n")
 
 
+# logind's place for a session scope: /user.slice/user-UID.slice/session-N.scope.
+PLACE = b"/user.slice/user-1000.slice/"
 BAD_CGROUP = [
     b"x::/user.slice\n",  # the hierarchy id is no number
     "\u0663::/user.slice\n".encode(),  # nor is a non-ASCII digit
     b"1:/user.slice\n",  # one colon: no controllers field
     b"1:cpu:user.slice\n",  # not an absolute path
     b"",  # procfs lists at least one hierarchy
-    b"0::/user.slice/session-x.scope\n",
-    "0::/session-\u0663.scope\n".encode(),
-    b"0::/session-4294967295.scope\n",  # the unset value is no session
-    b"0::/session-04294967294.scope\n",  # 11 digits
-    b"0::/user.slice/session-1234567\n",  # not a .scope
-    b"0::/session-cc3.scope\n",
+    # At logind's place, only a whole session-N.scope / session-cN.scope:
+    b"0::" + PLACE + b"session-x.scope\n",
+    b"0::" + PLACE + "session-\u0663.scope\n".encode(),
+    b"0::" + PLACE + b"session-4294967295.scope\n",  # the unset value is no session
+    b"0::" + PLACE + b"session-04294967294.scope\n",  # 11 digits
+    b"0::" + PLACE + b"session-1234567\n",  # not a .scope
+    b"0::" + PLACE + b"session-cc3.scope\n",
+    b"0::" + PLACE + b"session-.scope\n",
+    b"0::" + PLACE + b"session-c.scope\n",
+    b"0::" + PLACE + b"session- 3.scope\n",
 ]
 
 
@@ -204,12 +210,21 @@ def test_without_audit_a_malformed_cgroup_is_refused_naming_the_file(
 @pytest.mark.parametrize(
     ("data", "session"),
     [
-        (b"0::/user.slice/session-4294967294.scope\n", UNSET - 1),  # 10 digits, the largest
-        (b"0::/session-c9.scope", 9),  # no final newline
+        (b"0::/user.slice/user-0.slice/session-4294967294.scope\n", UNSET - 1),  # the largest
+        (b"0::/user.slice/user-4294967294.slice/session-1.scope\n", 1),  # a 10-digit uid
+        (b"0::" + PLACE + b"session-c9.scope", 9),  # no final newline; c: no audit id
         # a colon inside the path (systemd escapes little): the path is everything
         # after the second colon
-        (b"1:name=systemd:/system.slice/dev-a:b.device/session-3.scope\n", 3),
-        (b"3:cpu:/\n2:memory:/user.slice/session-5.scope\n1:name=systemd:/session-6.scope\n", 5),
+        (b"2:cpu:/system.slice/dev-a:b.device\n1:name=systemd:" + PLACE + b"session-3.scope\n", 3),
+        # the first line at logind's place decides
+        (
+            b"3:cpu:/\n2:memory:"
+            + PLACE
+            + b"session-5.scope\n1:name=systemd:"
+            + PLACE
+            + b"session-6.scope\n",
+            5,
+        ),
         (b"0::/init.scope\n", 0),
     ],
 )
@@ -220,7 +235,7 @@ def test_without_audit_the_first_session_scope_decides(
         tmp_path,
         audit=False,
         p42={"cgroup": data, "comm": "x\n"},
-        p43={"cgroup": b"0::/session-8.scope\n", "comm": "y\n"},
+        p43={"cgroup": b"0::" + PLACE + b"session-8.scope\n", "comm": "y\n"},
     )
     backend = ProcfsBackend(str(tmp_path), live=False)
     assert backend.session_id(42) == session
@@ -229,10 +244,61 @@ def test_without_audit_the_first_session_scope_decides(
     assert sorted(r[:2] for r in backend.process_records()) == [(42, session), (43, 8)]
 
 
+# Session-like names anywhere but logind's place: no login (a user makes them
+# under its delegated user@UID.service), so session 0, never malformed.
+ELSEWHERE = [
+    b"/user.slice/user-1000.slice/user@1000.service/app.slice/session-7.scope",
+    b"/user.slice/user-1000.slice/user@1000.service/session-x",
+    b"/user.slice/user-1000.slice/user@1000.service/session-7.scope",
+    b"/session-3.scope",
+    b"/user.slice/session-3.scope",
+    b"/user.slice/user-1000.slice/session-3.scope/sub",  # below the scope
+    b"/user.slice/user-1000.slice/session-3.scope/",
+    b"/user.slice/user-x.slice/session-3.scope",
+    b"/user.slice/user-.slice/session-3.scope",
+    b"/user.slice/user-10000000000.slice/session-3.scope",  # 11 digits: no uid
+    b"/user.slice/user-1000.slicex/session-3.scope",
+    b"/user.slice/xuser-1000.slice/session-3.scope",
+    b"/user.slicex/user-1000.slice/session-3.scope",
+    b"/system.slice/user-1000.slice/session-3.scope",
+    b"/user.slice/user-1000.slice/xsession-3.scope",
+    b"//user.slice/user-1000.slice/session-3.scope",
+]
+
+
+@pytest.mark.parametrize("where", ELSEWHERE)
+def test_without_audit_session_names_elsewhere_are_session_0(tmp_path: Path, where: bytes) -> None:
+    tree(tmp_path, audit=False, p42={"cgroup": b"0::" + where + b"\n", "comm": "x\n"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert backend.session_id(42) == 0
+    assert backend.session_ids(None) == {42: 0}
+    assert [r[:2] for r in backend.process_records()] == [(42, 0)]
+
+
+def test_without_audit_a_malformed_cgroup_fails_only_its_own_process(tmp_path: Path) -> None:
+    bad = b"0::" + PLACE + b"session-x.scope\n"
+    tree(
+        tmp_path,
+        audit=False,
+        p41={"cgroup": b"0::" + PLACE + b"session-2.scope\n", "comm": "a\n"},
+        p42={"cgroup": bad, "comm": "b\n"},
+        p43={"cgroup": b"0::/user.slice/user-7.slice/session-c5.scope\n", "comm": "c\n"},
+    )
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    # The listing and the records go on with the rest...
+    assert backend.session_ids(None) == {41: 2, 43: 5}
+    for fields in (None, frozenset({"comm"}), frozenset({"luid"})):
+        assert sorted(r[:2] for r in backend.process_records(fields)) == [(41, 2), (43, 5)]
+    # ...while the query for that PID still says what is wrong.
+    with pytest.raises(SessionIdError) as caught:
+        backend.session_id(42)
+    malformed(caught, 42, f"{tmp_path}/42/cgroup", bad)
+
+
 def test_a_cgroup_file_of_exactly_one_mebibyte_is_still_read(tmp_path: Path) -> None:
-    last = b"1:name=systemd:/session-c4.scope\n"
+    last = b"1:name=systemd:" + PLACE + b"session-c4.scope\n"
     line = b"2:pids:/" + b"x" * 90 + b"\n"
-    filler = line * ((2**20 - len(last)) // len(line))
+    filler = line * ((2**20 - len(last) - 8) // len(line))
     data = filler + b"3:cpu:/" + b"y" * (2**20 - len(filler) - len(last) - 8) + b"\n" + last
     assert len(data) == 2**20
     tree(tmp_path, audit=False, p42={"cgroup": data}, p43={"cgroup": data + b"4::/\n"})
@@ -351,7 +417,7 @@ def test_without_audit_the_bulk_passes_read_cgroups(tmp_path: Path) -> None:
     tree(
         tmp_path,
         audit=False,
-        p7={"cgroup": "0::/session-c2.scope\n", "comm": "sh\n"},
+        p7={"cgroup": b"0::" + PLACE + b"session-c2.scope\n", "comm": "sh\n"},
         p8={"cgroup": "0::/system.slice/cron.service\n", "comm": "cron\n"},
     )
     (tmp_path / "notapid").mkdir()
@@ -463,21 +529,58 @@ def test_records_read_only_what_the_fields_need_and_fill_them_alike(tmp_path: Pa
         assert [r.comm for r in backend.process_records(frozenset({"comm"}))] == [comm]
 
 
-def test_args_are_read_to_about_128_kib_then_cut(tmp_path: Path) -> None:
-    """A command line holds up to ARG_MAX (megabytes); the records read it
-    up to the documented limit (``_ARGS_LIMIT``, 128 KiB, plus at most one
-    more read) and keep what was read, in order: a cut, never the whole of a
-    huge one, never a reordered or short one."""
-    from sessionid_cffi.emulation.procfs import _ARGS_LIMIT
+@pytest.mark.parametrize("size", [131071, 131072, 131073, 300_000])
+def test_args_are_cut_at_exactly_128_kib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """A command line holds up to ARG_MAX (megabytes); records keep its first
+    128 KiB (131072 bytes) exactly, as docs/linux.md says, in order, and
+    never read a byte past them. The words are 9 bytes and a NUL, so the cut
+    falls inside a word: a cut one byte early or late shows."""
+    from sessionid_cffi.emulation import procfs
 
-    words = [b"w%06d" % i for i in range(40_000)]  # 320 KB with the NULs
-    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "cmdline": b"\0".join(words) + b"\0"})
-    whole = " ".join(word.decode() for word in words)
+    assert procfs._ARGS_LIMIT == 131072  # the figure docs/linux.md states
+    cmdline = b"".join(b"w%08d\0" % i for i in range(size // 10 + 1))[:size]
+    assert cmdline[131070:131073].count(b"\0") == 0 or size < 131073
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "cmdline": cmdline})
+    cmdline_fds: set[int] = set()
+    reads: list[tuple[int, int]] = []  # (bytes asked, bytes got) of cmdline's reads
+
+    class Reads:
+        """Test seam (the module's ``os``): records the reads of cmdline."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        @staticmethod
+        def open(path: str | bytes, flags: int, dir_fd: int | None = None) -> int:
+            fd = os.open(path, flags, dir_fd=dir_fd)
+            if os.fsencode(path).endswith(b"/cmdline"):
+                cmdline_fds.add(fd)
+            return fd
+
+        @staticmethod
+        def read(fd: int, count: int) -> bytes:
+            data = os.read(fd, count)
+            if fd in cmdline_fds:
+                reads.append((count, len(data)))
+            return data
+
+        @staticmethod
+        def close(fd: int) -> None:
+            cmdline_fds.discard(fd)
+            os.close(fd)
+
+    monkeypatch.setattr(procfs, "os", Reads())
     (only,) = ProcfsBackend(str(tmp_path), live=False).process_records(frozenset({"args"}))
-    args = only.args
-    assert args is not None
-    assert whole.startswith(args)
-    assert _ARGS_LIMIT <= len(args) < _ARGS_LIMIT + 65536 + 4096 < len(whole)
+    kept = cmdline[:131072]
+    assert only.args == kept.rstrip(b"\0").replace(b"\0", b" ").decode()
+    # Memory stays bounded: no read asks past the limit, given what came before.
+    got = 0
+    for asked, answered in reads:
+        assert 0 < asked <= 131072 - got, reads
+        got += answered
+    assert got == min(size, 131072), reads
 
 
 # (major, minor) -> the name ps shows; the device numbers are encoded by the C
