@@ -68,11 +68,11 @@ def _in_child(work: Callable[[], T]) -> T:
         os.close(read_end)
         try:
             outcome: tuple[str, object] = ("ok", work())
-        except BaseException:  # noqa: BLE001 - everything goes back to the parent
+        except BaseException:
             outcome = ("error", traceback.format_exc())
         try:
             data = pickle.dumps(outcome)
-        except Exception:  # noqa: BLE001 - an unpicklable result is said as such
+        except Exception:
             data = pickle.dumps(("error", f"cannot send back {outcome!r}"))
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(data)
@@ -95,7 +95,9 @@ def in_private_run(files: dict[str, str], scene: Callable[[], T]) -> T:
     def work() -> T:
         libc = _libc()
         _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-        _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+        _check(
+            libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /"
+        )
         _check(libc.mount(b"tmpfs", b"/run", b"tmpfs", 0, b"mode=0755"), "mount tmpfs /run")
         for name, text in files.items():
             path = os.path.join("/run", name)

@@ -14,10 +14,11 @@ import errno
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _private_run import as_pid_one, in_private_run, logind_files
 
 from sessionid_cffi import (
     BackendUnavailableError,
@@ -26,7 +27,7 @@ from sessionid_cffi import (
     SessionIdError,
 )
 
-from conftest import LINUX
+from conftest import LINUX, needs_root
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="the procfs backend reads Linux procfs trees")
 
@@ -960,3 +961,173 @@ def test_console_state_files_tolerate_bad_bytes_and_stop_at_64k(tmp_path: Path) 
     assert backend.console_session_id() == 8
     (seats / "seat0").write_bytes(head + b"89")  # "9" is beyond the limit
     assert backend.console_session_id() == 8
+
+
+# -- scenes that need root: a private /run, PID 1, a login changed mid-pass --------
+
+
+@needs_root
+def test_the_default_run_root_is_where_logind_keeps_its_state() -> None:
+    # A private mount namespace with a tmpfs on /run holding logind's files:
+    # the backend made with its defaults reads them there (and only there).
+    backend = ProcfsBackend()  # made here: the scene runs this process's code
+    cases = [
+        (logind_files("7", {"7": 7}), 7),
+        (logind_files("c5", {"c5": None}), 5),  # no audit: logind's own counter
+        (logind_files(None, {"7": 7}), None),  # no active session on seat0
+        ({}, None),  # no logind at all
+    ]
+    for files, expected in cases:
+        assert in_private_run(files, backend.console_session_id) == expected, files
+
+
+@needs_root
+def test_as_pid_one_a_procfs_of_the_parent_namespace_is_refused() -> None:
+    # `unshare --pid --fork python ...` without --mount-proc, the usual
+    # container init: the caller is PID 1 of its namespace, /proc still the
+    # host's, where any other number names a host process. It must refuse
+    # (50), never answer for that process. The real scene: a grandchild in a
+    # new PID namespace, PID 1 there (tests/_private_run.py).
+    backend = ProcfsBackend()  # fresh: nothing checked yet
+    other = os.getppid()  # a host PID, listed in the host's /proc
+
+    def scene() -> tuple[object, ...]:
+        answers: list[object] = []
+        for query in (lambda: backend.session_id(other), lambda: backend.session_ids(None)):
+            try:
+                answers.append(("answered", query()))
+            except BackendUnavailableError as err:
+                answers.append((err.winerror, err.pid, "another PID namespace" in str(err)))
+        # Its own PID is "self" in any namespace: that still answers, truly.
+        with open("/proc/self/sessionid") as file:
+            truth = int(file.read())
+        answers.append((backend.session_id(1), 0 if truth == UNSET else truth))
+        return tuple(answers)
+
+    refused_one, refused_all, (own, truth) = as_pid_one(scene)
+    assert refused_one == (50, other, True)
+    assert refused_all == (50, None, True)
+    assert own == truth
+
+
+class _Seam:
+    """Test seam: stands in for procfs.py's ``os`` (see its docstring) and
+    runs ``on_open(path)`` before each ``open``; every other name is os's."""
+
+    def __init__(self, on_open: Callable[[str], None]) -> None:
+        self.on_open = on_open
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def open(self, path: str | bytes, flags: int, **kwargs: object) -> int:
+        self.on_open(os.fsdecode(path))
+        return os.open(path, flags, **kwargs)  # type: ignore[arg-type]
+
+
+@needs_root
+def test_a_login_changed_mid_pass_leaves_only_that_process_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The target logs in (a fresh session A), then logs in again (session B)
+    # at the moment the records pass opens its loginuid file: between the
+    # pass's read of its session and the check of it. Its record is left out
+    # (no consistent one exists); every other process is still listed.
+    from sessionid_cffi.emulation import procfs
+
+    script = (
+        "echo 4241 > /proc/self/loginuid && read s < /proc/self/sessionid; echo $s; "
+        "read go; echo 4242 > /proc/self/loginuid && read s < /proc/self/sessionid; echo $s; "
+        "exec cat"
+    )
+    target = subprocess.Popen(
+        ["sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    later = subprocess.Popen(
+        ["sh", "-c", "read s < /proc/self/sessionid; echo $s; exec cat"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert target.stdout is not None
+        assert later.stdout is not None
+        first = int(target.stdout.readline())
+        later_session = int(later.stdout.readline())
+        assert later.pid > target.pid  # listed after it (readdir lists /proc by PID)
+        relogged: list[int] = []
+
+        def relogin(path: str) -> None:
+            if path == f"{target.pid}/loginuid" and not relogged:
+                assert target.stdin is not None
+                assert target.stdout is not None
+                target.stdin.write("go\n")
+                target.stdin.flush()
+                relogged.append(int(target.stdout.readline()))
+
+        monkeypatch.setattr(procfs, "os", _Seam(relogin))
+        records = {r.pid: r for r in ProcfsBackend().process_records()}
+        monkeypatch.undo()
+        assert relogged
+        assert relogged[0] != first
+        assert target.pid not in records
+        mine = records[later.pid]
+        assert (mine.session_id, mine.ppid) == (
+            0 if later_session == UNSET else later_session,
+            os.getpid(),
+        )
+        assert os.getpid() in records
+        # Asked again, the target is there, in its new session, with its new login.
+        again = {r.pid: r for r in ProcfsBackend().process_records()}[target.pid]
+        assert (again.session_id, again.luid) == (relogged[0], 4242)
+    finally:
+        for child in (target, later):
+            child.kill()
+            child.wait()
+
+
+def _denied_for(pids: set[int]) -> Callable[[str], None]:
+    """An ``open`` that fails EACCES for the files of ``pids``, as a procfs
+    mounted hidepid=1 (or =2) denies another user's: the rest opens."""
+
+    def check(path: str) -> None:
+        if any(path.startswith(f"/proc/{pid}/") for pid in pids):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+    return check
+
+
+def test_hidepid_still_tells_thread_ids_apart(
+    thread_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # hidepid=1 denies every file of another user's process, status too; a
+    # thread id must still answer 87 (pidfd_open is no procfs file), a
+    # process 5. Mock: only the denial of open() (tests/test_locked_down.py
+    # mounts a real hidepid procfs, with the installed package).
+    from sessionid_cffi.emulation import procfs
+
+    from sessionid_cffi import AccessDeniedError
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        monkeypatch.setattr(procfs, "os", _Seam(_denied_for({thread_id, child.pid})))
+        backend = ProcfsBackend()
+        for _ in range(2):  # and again, now that the denial was seen once
+            with pytest.raises(ProcessNotFoundError, match="thread id") as caught:
+                backend.session_id(thread_id)
+            assert (caught.value.pid, caught.value.winerror) == (thread_id, 87)
+            with pytest.raises(AccessDeniedError) as denied:
+                backend.session_id(child.pid)
+            assert (denied.value.pid, denied.value.winerror, denied.value.errno) == (
+                child.pid,
+                5,
+                errno.EACCES,
+            )
+            assert backend.session_ids([child.pid, thread_id, os.getpid()]) == {
+                os.getpid(): backend.session_id(os.getpid())
+            }
+    finally:
+        child.kill()
+        child.wait()
