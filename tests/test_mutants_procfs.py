@@ -604,6 +604,8 @@ TTYS = [
     ((202, 1), "202:1"),
     ((203, 1), "203:1"),
     ((144, 2), "144:2"),
+    ((1, 0), "1:0"),  # no driver: its numbers, whatever the table's own markers
+    ((204, 2), "ttyF2"),  # a line of four fields (no type) still names a driver
 ]
 DRIVERS = (
     b"/dev/tty             /dev/tty        5       0 system:/dev/tty\n"
@@ -614,6 +616,7 @@ DRIVERS = (
     b"z /dev/ttyZ 202 x-3 serial\n"
     b"w /dev/ttyW 203 1-x serial\n"
     b"usbserial            /dev/ttyUSB   188 0-511 serial\n"
+    b"four /dev/ttyF 204 0-3\n"
 )
 
 
@@ -1131,3 +1134,172 @@ def test_hidepid_still_tells_thread_ids_apart(
     finally:
         child.kill()
         child.wait()
+
+
+# -- bounds on what a crafted tree can make the backend read ---------------------
+
+
+def test_the_driver_table_is_read_to_64_kib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionid_cffi.emulation import procfs
+
+    monkeypatch.setattr(procfs, "_tty_drivers", [])
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n"}, p8={"sessionid": "3\n", "comm": "x\n"})
+    for pid, device in ((7, (205, 1)), (8, (206, 1))):
+        stat = (tmp_path / str(pid) / "stat").read_text().split(" ")
+        stat[6] = str(os.makedev(*device))
+        (tmp_path / str(pid) / "stat").write_text(" ".join(stat))
+    (tmp_path / "tty").mkdir()
+    first = b"a /dev/ttyA 205 0-3 serial\n"
+    late = b"b /dev/ttyB 206 0-3 serial\n"
+    filler = b"#" * (65536 - len(first) - 1) + b"\n"
+    assert len(first + filler) == 65536
+    (tmp_path / "tty" / "drivers").write_bytes(first + filler + late)  # late starts past 64 KiB
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert sorted(r.tty for r in backend.process_records(frozenset({"tty"}))) == ["206:1", "ttyA1"]
+
+
+@pytest.mark.parametrize("beyond", [False, True])
+def test_the_boot_time_is_read_from_the_first_mebibyte_of_stat(
+    tmp_path: Path, beyond: bool
+) -> None:
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n"})
+    filler = b"intr" + b" 0" * ((2**20 - 40) // 2) + b"\n"
+    head = filler + (b"#" * 40 if beyond else b"") + b"\n"
+    (tmp_path / "stat").write_bytes(head + b"btime %d\n" % BTIME)
+    assert (len(head) + 6 > 2**20) is beyond  # "btime " starts within the first MiB, or not
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    if not beyond:
+        [only] = backend.process_records(frozenset({"started"}))
+        assert only.started == BTIME + ticks_of(7) / os.sysconf("SC_CLK_TCK")
+        return
+    with pytest.raises(SessionIdError, match="no boot time"):
+        backend.process_records(frozenset({"started"}))
+
+
+@pytest.mark.parametrize(("size", "answer"), [(1024, "5"), (1025, "malformed")])
+def test_status_is_read_to_1024_bytes(tmp_path: Path, size: int, answer: str) -> None:
+    # A Tgid line that ends (its newline) at byte 1024 is seen; one byte later is not.
+    status = b"Name:\t" + b"x" * (size - 16) + b"\nTgid:\t42\n"
+    assert len(status) == size
+    tree(tmp_path, p42={"sessionid": "5\n", "status": status})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    if answer == "5":
+        assert backend.session_id(42) == 5
+        return
+    with pytest.raises(SessionIdError) as caught:
+        backend.session_id(42)
+    malformed(caught, 42, f"{tmp_path}/42/status", status[:1024])
+
+
+def test_comm_and_stat_are_read_to_their_bounds(tmp_path: Path) -> None:
+    # comm: 64 bytes (the kernel's are 16); stat: 1024 (the kernel's a few hundred).
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "c" * 100 + "\n"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert [r.comm for r in backend.process_records(frozenset({"comm"}))] == ["c" * 64]
+    # A stat line whose start time ends at byte 1024 is read whole; its digits
+    # past byte 1024 would be cut.
+    line = (tmp_path / "7" / "stat").read_bytes()
+    name_at = line.index(b"(") + 1
+    for extra, ticks in ((0, 49), (1, 4)):
+        # comm long enough that the 22nd field's last digit is byte 1024 (+ extra)
+        tail = line[line.index(b")") :].replace(b" 49 0 0\n", b" 49")
+        comm = b"n" * (1024 + extra - name_at - len(tail))
+        (tmp_path / "7" / "stat").write_bytes(line[:name_at] + comm + tail)
+        [only] = backend.process_records(frozenset({"started"}))
+        assert only.started == BTIME + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def test_own_session_answers_with_one_descriptor_left(descriptors_left) -> None:  # type: ignore[no-untyped-def]
+    # The caller is never a thread id: its query opens only its sessionid
+    # (no pidfd_open), so it answers where any other PID's query needs two.
+    with open("/proc/self/sessionid") as file:
+        raw = int(file.read())
+    backend = ProcfsBackend()
+    descriptors_left(1)
+    assert backend.session_id(os.getpid()) == (0 if raw == UNSET else raw)
+
+
+def test_a_failed_listing_closes_descriptor_0_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With stdin closed, the listing's descriptor of the root is 0: a failed
+    # listing must close it as any other. Mock: listdir's ENOMEM only.
+    def no_memory(_: object) -> list[str]:
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+
+    tree(tmp_path, p42={"sessionid": "1\n"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    monkeypatch.setattr(os, "listdir", no_memory)
+    saved = os.dup(0)
+    try:
+        os.close(0)
+        with pytest.raises(SessionIdError):
+            backend.session_ids(None)
+        with pytest.raises(OSError, match="Bad file descriptor") as closed:
+            os.fstat(0)  # the root's descriptor (0) was closed again
+        assert closed.value.errno == errno.EBADF
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+
+
+def test_errors_say_it_in_these_words(tmp_path: Path, thread_id: int) -> None:
+    # What a user reads (the CLI prints it): the words, not only the facts.
+    backend = ProcfsBackend()
+    messages = {
+        0: "[WinError 87] process 0 not found: no such process",
+        thread_id: (
+            f"[WinError 87] process {thread_id} not found: it is a thread id, not a process id"
+        ),
+    }
+    for pid, message in messages.items():
+        with pytest.raises(SessionIdError) as caught:
+            backend.session_id(pid)
+        assert str(caught.value) == message
+    missing = tmp_path / "none"
+    with pytest.raises(SessionIdError) as caught:
+        ProcfsBackend(str(missing)).session_id(5)
+    assert str(caught.value) == (
+        f"[WinError 50] no procfs at {missing} (nothing at {missing}/self); "
+        "mount it with: mount -t proc proc /proc"
+    )
+    taken = {int(n) for n in os.listdir("/proc") if n.isdigit()}
+    free = next(pid for pid in range(30000, 1, -1) if pid not in taken)
+    tree(tmp_path, **{f"p{free}": {"sessionid": "5\n"}})
+    with pytest.raises(SessionIdError) as caught:
+        ProcfsBackend(str(tmp_path), live=True).session_id(free)
+    assert str(caught.value) == f"[WinError 87] process {free} not found: the process exited"
+    # Another PID namespace's procfs: what it is, and how to mount one.
+    (tmp_path / "self").rename(tmp_path / "1")
+    (tmp_path / "self").symlink_to("1")
+    with pytest.raises(SessionIdError) as caught:
+        ProcfsBackend(str(tmp_path), live=True).session_id(free)
+    assert str(caught.value) == (
+        f"[WinError 50] cannot answer for process {free}: {tmp_path} belongs to another PID "
+        f"namespace (it shows this process as 1, os.getpid() is {os.getpid()}); mount a procfs "
+        "for this namespace, for example with unshare --pid --fork --mount-proc"
+    )
+
+
+def test_logind_files_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    # logind writes UTF-8; under a non-UTF-8 locale (LANG=C at run time, or
+    # an ISO-8859 one) the files must still be decoded as UTF-8. U+0085 (NEL)
+    # encoded in UTF-8 is a line break to str.splitlines; decoded as ASCII its
+    # two bytes are two replacement characters, which are not.
+    import locale
+
+    if sys.flags.utf8_mode:
+        pytest.skip("UTF-8 mode: Python opens every file as UTF-8 anyway")
+    seats = tmp_path / "systemd" / "seats"
+    seats.mkdir(parents=True)
+    (seats / "seat0").write_bytes("NOTE=x\u0085ACTIVE=c7\n".encode())
+    backend = ProcfsBackend(run_root=str(tmp_path))
+    before = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")
+        assert locale.getpreferredencoding(False) != "UTF-8"
+        assert backend.console_session_id() == 7
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
