@@ -1303,3 +1303,21 @@ def test_logind_files_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
         assert backend.console_session_id() == 7
     finally:
         locale.setlocale(locale.LC_CTYPE, before)
+
+
+@pytest.mark.parametrize("seat", ["IS_SEAT0=1\n", "ACTIVE=\n", "ACTIVE=a/b\n", "ACTIVE=.x\n"])
+def test_no_session_file_is_read_without_an_active_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seat: str
+) -> None:
+    # seat0 without a usable ACTIVE name: None, and no file of sessions/ is
+    # even opened (whatever files lie there, whatever they say).
+    from sessionid_cffi.emulation import procfs
+
+    folder = tmp_path / "systemd" / "sessions"
+    folder.mkdir(parents=True)
+    (tmp_path / "systemd" / "seats").mkdir()
+    (tmp_path / "systemd" / "seats" / "seat0").write_text(seat)
+    opened: list[str] = []
+    monkeypatch.setattr(procfs, "os", _Seam(opened.append))
+    assert ProcfsBackend(run_root=str(tmp_path)).console_session_id() is None
+    assert opened == [f"{tmp_path}/systemd/seats/seat0"]
