@@ -1321,3 +1321,66 @@ def test_no_session_file_is_read_without_an_active_name(
     monkeypatch.setattr(procfs, "os", _Seam(opened.append))
     assert ProcfsBackend(run_root=str(tmp_path)).console_session_id() is None
     assert opened == [f"{tmp_path}/systemd/seats/seat0"]
+
+
+# -- stat lines as ps reads them: comm ends at the last ")" ----------------------
+
+_STAT_FIELDS = " S 1 42 42 0 -1 4194560" + " 0" * 12 + " 49"  # 20 fields, starttime last
+
+
+@pytest.mark.parametrize(
+    ("line", "comm"),
+    [
+        (b"42 (a) (b)" + _STAT_FIELDS.encode() + b" 0 0\n", "a) (b"),  # parentheses in comm
+        (b"42 (x)" + _STAT_FIELDS.encode() + b"\n", "x"),  # exactly the 20 fields read
+        (b"(x)" + _STAT_FIELDS.encode() + b"\n", "x"),  # the PID before "(" is not read
+        (b"42 x)" + _STAT_FIELDS.encode() + b"\n", None),  # no "(": malformed
+        (b"42 (x)" + _STAT_FIELDS.encode()[:-3] + b"\n", None),  # 19 fields
+        (b"42 (x)" + _STAT_FIELDS.replace(" 1 ", " one ", 1).encode() + b"\n", None),
+    ],
+)
+def test_stat_lines_are_read_as_ps_reads_them(
+    tmp_path: Path, line: bytes, comm: str | None
+) -> None:
+    tree(tmp_path, p42={"sessionid": "5\n", "comm": "unused\n", "stat": line})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    if comm is None:
+        with pytest.raises(SessionIdError) as caught:
+            backend.process_records(frozenset({"ppid"}))
+        malformed(caught, 42, "/42/stat", line)
+        return
+    [only] = backend.process_records(frozenset({"ppid", "comm", "started"}))
+    assert (only.comm, only.ppid) == (comm, 1)
+    assert only.started == BTIME + 49 / os.sysconf("SC_CLK_TCK")
+
+
+# -- the cgroup fallback: every line is looked at, every process listed ----------
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        b"3:cpu:/user.slice/user-x.slice/session-3.scope\n",  # no uid: not logind's place
+        b"3:cpu:/user.slice/user-1000.slice/user@1000.service\n",  # no session scope
+        b"3:cpu:/system.slice/ssh.service\n",
+    ],
+)
+def test_without_audit_a_later_line_at_loginds_place_still_decides(
+    tmp_path: Path, before: bytes
+) -> None:
+    data = before + b"0::" + PLACE + b"session-5.scope\n"
+    tree(tmp_path, audit=False, p42={"cgroup": data, "comm": "x\n"})
+    assert ProcfsBackend(str(tmp_path), live=False).session_id(42) == 5
+
+
+def test_without_audit_the_listing_goes_on_past_a_vanished_process(tmp_path: Path) -> None:
+    # Process 41 has no cgroup file (it exited between the listing and the
+    # read, as procfs shows it then): it is left out, and 42 and 43 are listed.
+    tree(
+        tmp_path,
+        audit=False,
+        p41={},
+        p42={"cgroup": b"0::" + PLACE + b"session-2.scope\n"},
+        p43={"cgroup": b"0::/init.scope\n"},
+    )
+    assert ProcfsBackend(str(tmp_path), live=False).session_ids(None) == {42: 2, 43: 0}
