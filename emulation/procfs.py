@@ -269,13 +269,7 @@ class ProcfsBackend:
             # One read: procfs answers these small files in full.
             data = os.read(fd, 64)
             if whole:
-                chunks, size = [data], len(data)
-                while chunks[-1] and size <= _CGROUP_LIMIT:
-                    chunks.append(os.read(fd, 65536))
-                    size += len(chunks[-1])
-                data = b"".join(chunks)
-                if size > _CGROUP_LIMIT:
-                    raise _malformed(pid, path, data)
+                data = _read_rest(fd, data, pid, path)
         finally:
             os.close(fd)
         return data
@@ -429,7 +423,7 @@ class ProcfsBackend:
         A cgroup path is partly chosen by users (delegated cgroups): one
         that is malformed fails that process's own query, and leaves only
         that process out of the listing."""
-        found = {}
+        found: dict[int, int] = {}
         for name in names:
             if not name.isdigit():
                 continue
@@ -522,14 +516,16 @@ class ProcfsBackend:
                     if need_args:
                         args = _args_text(_read_all_at(root_fd, name + b"/cmdline"))
                     data = rd(first, session_size)  # last: see the docstring
-                    session = parsed.get(data)
-                    if session is None:
-                        try:
+                    try:
+                        if not audit:  # read whole, as session_id reads it
+                            data = _read_rest(first, data, pid, os.fsdecode(path))
+                        session = parsed.get(data)
+                        if session is None:
                             session = parsed[data] = parse(pid, os.fsdecode(path), data)
-                        except SessionIdError:
-                            if audit:
-                                raise  # the kernel wrote it: proc_root is no procfs
-                            continue  # a cgroup path users shaped: only this record fails
+                    except SessionIdError:
+                        if audit:
+                            raise  # the kernel wrote it: proc_root is no procfs
+                        continue  # a cgroup path users shaped: only this record fails
                     if need_login and session not in logins:
                         luid = None
                         if audit:
@@ -556,6 +552,19 @@ class ProcfsBackend:
         finally:
             cl(root_fd)
         return records
+
+
+def _read_rest(fd: int, data: bytes, pid: int, path: str) -> bytes:
+    """``data`` (a first read of ``fd``) and the rest of the file, up to
+    _CGROUP_LIMIT bytes in all; a longer file is refused as malformed."""
+    chunks, size = [data], len(data)
+    while chunks[-1] and size <= _CGROUP_LIMIT:
+        chunks.append(os.read(fd, 65536))
+        size += len(chunks[-1])
+    data = b"".join(chunks)
+    if size > _CGROUP_LIMIT:
+        raise _malformed(pid, path, data)
+    return data
 
 
 def _read_env_file(path: str) -> dict[str, str]:

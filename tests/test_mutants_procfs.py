@@ -1384,3 +1384,21 @@ def test_without_audit_the_listing_goes_on_past_a_vanished_process(tmp_path: Pat
         p43={"cgroup": b"0::/init.scope\n"},
     )
     assert ProcfsBackend(str(tmp_path), live=False).session_ids(None) == {42: 2, 43: 0}
+
+
+def test_without_audit_records_read_a_long_cgroup_file_whole(tmp_path: Path) -> None:
+    # cgroup v1 lists a path per hierarchy: a file can exceed one 64 KiB read.
+    # The records read it whole, as session_id does, and agree with it.
+    noise = b"".join(b"%d:pids:/%s\n" % (n, b"x" * 200) for n in range(400))  # ~82 KB
+    data = noise + b"1:name=systemd:" + PLACE + b"session-5.scope"
+    tree(tmp_path, audit=False, p42={"cgroup": data, "comm": "x\n"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert len(data) > 65536
+    assert backend.session_id(42) == 5
+    assert [r[:2] for r in backend.process_records()] == [(42, 5)]
+    # Past the 1 MiB a cgroup file can plausibly hold: that record fails, only it.
+    (tmp_path / "42" / "cgroup").write_bytes(noise * 13 + b"0::/\n")
+    tree(tmp_path, audit=False, p43={"cgroup": b"0::/init.scope\n", "comm": "y\n"})
+    assert [r[:2] for r in backend.process_records()] == [(43, 0)]
+    with pytest.raises(SessionIdError):
+        backend.session_id(42)
