@@ -353,7 +353,8 @@ def main() -> int:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep the stage's earlier results; rerun only the named or open mutants",
+        help="keep the stage's earlier results; rerun only the named or open mutants "
+        "(mutmut then knows no tests of a function added since: run afresh for those)",
     )
     parser.add_argument("--report-only", action="store_true", help="judge the stage as it is")
     parser.add_argument("mutants", nargs="*", help="mutmut names to (re)run (with --reuse)")
