@@ -622,10 +622,11 @@ def _text(data: bytes) -> str:
 
 
 def _args_text(cmdline: bytes) -> str | None:
-    """``cmdline``'s NUL-separated arguments joined by spaces; None when
-    empty (kernel threads and zombies have no command line)."""
-    if cmdline.endswith(b"\0"):
-        cmdline = cmdline[:-1]
+    """``cmdline``'s NUL-separated arguments joined by spaces, without the
+    NULs that end it (a process that rewrote its title, as setproctitle
+    does, pads its old argument space with them); None when empty (kernel
+    threads and zombies have no command line)."""
+    cmdline = cmdline.rstrip(b"\0")
     return _text(cmdline.replace(b"\0", b" ")) if cmdline else None
 
 

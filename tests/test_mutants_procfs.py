@@ -1402,3 +1402,10 @@ def test_without_audit_records_read_a_long_cgroup_file_whole(tmp_path: Path) -> 
     assert [r[:2] for r in backend.process_records()] == [(43, 0)]
     with pytest.raises(SessionIdError):
         backend.session_id(42)
+
+
+def test_args_drop_the_nuls_that_pad_a_rewritten_title(tmp_path: Path) -> None:
+    # setproctitle writes the new title over argv and pads the rest with NULs.
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "cmdline": b"worker: idle\0\0\0\0\0"})
+    (only,) = ProcfsBackend(str(tmp_path), live=False).process_records(frozenset({"args"}))
+    assert only.args == "worker: idle"
