@@ -1407,5 +1407,10 @@ def test_without_audit_records_read_a_long_cgroup_file_whole(tmp_path: Path) -> 
 def test_args_drop_the_nuls_that_pad_a_rewritten_title(tmp_path: Path) -> None:
     # setproctitle writes the new title over argv and pads the rest with NULs.
     tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "cmdline": b"worker: idle\0\0\0\0\0"})
-    (only,) = ProcfsBackend(str(tmp_path), live=False).process_records(frozenset({"args"}))
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    (only,) = backend.process_records(frozenset({"args"}))
     assert only.args == "worker: idle"
+    # Only NULs: an argument that ends in another byte keeps it.
+    (tmp_path / "7" / "cmdline").write_bytes(b"startX\0-X\0")
+    (only,) = backend.process_records(frozenset({"args"}))
+    assert only.args == "startX -X"
