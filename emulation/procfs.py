@@ -71,10 +71,16 @@ def parse_sessionid(pid: int, path: str, data: bytes) -> int:
 
 def parse_cgroup(pid: int, path: str, data: bytes) -> int:
     """The logind session in a ``cgroup`` file, for kernels without audit:
-    ``.../session-3.scope`` -> 3, ``session-c3.scope`` -> 3, none -> 0.
+    ``/user.slice/user-1000.slice/session-3.scope`` -> 3,
+    ``.../session-c3.scope`` -> 3, anything else -> 0.
 
-    Lines are ``id:controllers:path``; the first path component named
-    ``session-*`` decides, and must be a whole ``session-[c]N.scope``."""
+    Lines are ``id:controllers:path``. Only logind's own place counts, whole
+    components: a user can make ``session-7.scope`` under its delegated
+    ``user@UID.service`` (or any name there), which is no login, so such a
+    path answers 0; a session scope at logind's place must be a whole
+    ``session-N.scope`` or ``session-cN.scope`` (logind names a session
+    after its audit id, or ``c`` and a counter without audit), else the
+    file is malformed. The first line at logind's place decides."""
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
@@ -90,19 +96,30 @@ def parse_cgroup(pid: int, path: str, data: bytes) -> int:
     if not paths:
         raise _malformed(pid, path, data)  # procfs lists at least one hierarchy
     for cgroup_path in paths:
-        for component in cgroup_path.split(b"/"):
-            if not component.startswith(b"session-"):
-                continue
-            name = component[8:-6] if component.endswith(b".scope") else b""
-            if name.startswith(b"c"):
-                name = name[1:]
-            if not name.isdigit() or not name.isascii() or len(name) > _DWORD_DIGITS:
-                raise _malformed(pid, path, data)
-            value = int(name)
-            if value >= AUDIT_UNSET:
-                raise _malformed(pid, path, data)
-            return value
+        components = cgroup_path.split(b"/")
+        if len(components) != 4 or components[1] != b"user.slice":
+            continue
+        user, scope = components[2], components[3]
+        uid = user[5:-6]
+        if not (user.startswith(b"user-") and user.endswith(b".slice") and _is_number(uid)):
+            continue
+        if not scope.startswith(b"session-"):
+            continue
+        name = scope[8:-6] if scope.endswith(b".scope") else b""
+        if name.startswith(b"c"):
+            name = name[1:]
+        if not _is_number(name):
+            raise _malformed(pid, path, data)
+        value = int(name)
+        if value >= AUDIT_UNSET:
+            raise _malformed(pid, path, data)
+        return value
     return 0
+
+
+def _is_number(digits: bytes) -> bool:
+    """ASCII digits of a DWORD's length at most (no sign, no space)."""
+    return digits.isdigit() and digits.isascii() and len(digits) <= _DWORD_DIGITS
 
 
 def _malformed(pid: int, path: str, data: bytes) -> SessionIdError:
@@ -252,13 +269,7 @@ class ProcfsBackend:
             # One read: procfs answers these small files in full.
             data = os.read(fd, 64)
             if whole:
-                chunks, size = [data], len(data)
-                while chunks[-1] and size <= _CGROUP_LIMIT:
-                    chunks.append(os.read(fd, 65536))
-                    size += len(chunks[-1])
-                data = b"".join(chunks)
-                if size > _CGROUP_LIMIT:
-                    raise _malformed(pid, path, data)
+                data = _read_rest(fd, data, pid, path)
         finally:
             os.close(fd)
         return data
@@ -371,7 +382,7 @@ class ProcfsBackend:
         name = b""
         try:
             if not self._has_audit():
-                return self.session_ids([int(n) for n in names if n.isdigit()])
+                return self._scan_cgroups(names)
             found = {}
             # Most processes share a few sessions: parse each distinct content once.
             parsed: dict[bytes, int] = {}
@@ -406,6 +417,25 @@ class ProcfsBackend:
             raise error_from_oserror(int(name), err, where) from err
         finally:
             os.close(root_fd)
+
+    def _scan_cgroups(self, names: list[bytes]) -> dict[int, int]:
+        """The listing without audit: each process as ``session_id`` asks.
+        A cgroup path is partly chosen by users (delegated cgroups): one
+        that is malformed fails that process's own query, and leaves only
+        that process out of the listing."""
+        found: dict[int, int] = {}
+        for name in names:
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            try:
+                found[pid] = self.session_id(pid)
+            except (ProcessLookupError, PermissionError):
+                continue
+            except SessionIdError as err:
+                if err.winerror != ERROR_INVALID_DATA:
+                    raise
+        return found
 
     def process_records(self, fields: frozenset[str] | None = None) -> "list[ProcessRecord]":
         """A ``ProcessRecord`` of every process, in one pass; only the
@@ -486,9 +516,16 @@ class ProcfsBackend:
                     if need_args:
                         args = _args_text(_read_all_at(root_fd, name + b"/cmdline"))
                     data = rd(first, session_size)  # last: see the docstring
-                    session = parsed.get(data)
-                    if session is None:
-                        session = parsed[data] = parse(pid, os.fsdecode(path), data)
+                    try:
+                        if not audit:  # read whole, as session_id reads it
+                            data = _read_rest(first, data, pid, os.fsdecode(path))
+                        session = parsed.get(data)
+                        if session is None:
+                            session = parsed[data] = parse(pid, os.fsdecode(path), data)
+                    except SessionIdError:
+                        if audit:
+                            raise  # the kernel wrote it: proc_root is no procfs
+                        continue  # a cgroup path users shaped: only this record fails
                     if need_login and session not in logins:
                         luid = None
                         if audit:
@@ -515,6 +552,19 @@ class ProcfsBackend:
         finally:
             cl(root_fd)
         return records
+
+
+def _read_rest(fd: int, data: bytes, pid: int, path: str) -> bytes:
+    """``data`` (a first read of ``fd``) and the rest of the file, up to
+    _CGROUP_LIMIT bytes in all; a longer file is refused as malformed."""
+    chunks, size = [data], len(data)
+    while chunks[-1] and size <= _CGROUP_LIMIT:
+        chunks.append(os.read(fd, 65536))
+        size += len(chunks[-1])
+    data = b"".join(chunks)
+    if size > _CGROUP_LIMIT:
+        raise _malformed(pid, path, data)
+    return data
 
 
 def _read_env_file(path: str) -> dict[str, str]:
@@ -544,17 +594,24 @@ def _read_at(root_fd: int, path: bytes, size: int) -> bytes:
         os.close(fd)
 
 
-# cmdline holds the whole argument vector (up to ARG_MAX); beyond this it is cut.
+# cmdline holds the whole argument vector (up to ARG_MAX, megabytes); args
+# keeps its first 128 KiB (131072 bytes) exactly, as docs/linux.md says.
 _ARGS_LIMIT = 1 << 17
 
 
 def _read_all_at(root_fd: int, path: bytes) -> bytes:
+    """The first _ARGS_LIMIT bytes of a file, never a byte more read: one
+    small read for the usual short command line, then large ones."""
     fd = os.open(path, _O_FILE, dir_fd=root_fd)
     try:
-        chunks, size = [os.read(fd, 4096)], 0
-        while chunks[-1] and size < _ARGS_LIMIT:
-            size += len(chunks[-1])
-            chunks.append(os.read(fd, 65536))
+        chunks, size, want = [], 0, 4096
+        while size < _ARGS_LIMIT:
+            chunk = os.read(fd, min(want, _ARGS_LIMIT - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            want = 65536
         return b"".join(chunks)
     finally:
         os.close(fd)
@@ -568,10 +625,11 @@ def _text(data: bytes) -> str:
 
 
 def _args_text(cmdline: bytes) -> str | None:
-    """``cmdline``'s NUL-separated arguments joined by spaces; None when
-    empty (kernel threads and zombies have no command line)."""
-    if cmdline.endswith(b"\0"):
-        cmdline = cmdline[:-1]
+    """``cmdline``'s NUL-separated arguments joined by spaces, without the
+    NULs that end it (a process that rewrote its title, as setproctitle
+    does, pads its old argument space with them); None when empty (kernel
+    threads and zombies have no command line)."""
+    cmdline = cmdline.rstrip(b"\0")
     return _text(cmdline.replace(b"\0", b" ")) if cmdline else None
 
 

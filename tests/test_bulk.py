@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from _private_run import in_private_run, logind_files
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -360,11 +361,35 @@ def test_records_of_this_process_match_independent_reads() -> None:
 
 @linux_only
 def test_own_session_is_listed_with_this_process() -> None:
-    own = s.current_session_id()
+    # Truth from the inside: this process's own sessionid, read as a file.
+    with open("/proc/self/sessionid") as file:
+        raw = int(file.read())
+    own = 0 if raw == AUDIT_UNSET else raw
     assert os.getpid() in s.processes_in_session(own)
     info = {i.session_id: i for i in s.sessions()}[own]
     assert info.process_count >= 1
-    assert info.is_console == (own == s.active_console_session_id())
+
+
+@linux_only
+@needs_root
+def test_is_console_is_the_session_logind_names_on_seat0() -> None:
+    # The console is what logind's seat0 file says, under a private /run the
+    # test fills (tests/_private_run.py): this session, another one, none.
+    with open("/proc/self/sessionid") as file:
+        raw = int(file.read())
+    own = 0 if raw == AUDIT_UNSET else raw
+    elsewhere = own + 1 if own else 4242  # a session nobody is in
+
+    def scene() -> tuple[int | None, dict[int, bool]]:
+        return s.active_console_session_id(), {i.session_id: i.is_console for i in s.sessions()}
+
+    for active in ([own] if own else []) + [elsewhere, None]:
+        name = None if active is None else str(active)
+        files = logind_files(name, {} if name is None else {name: active})
+        console, is_console = in_private_run(files, scene)
+        assert console == active
+        assert is_console[own] == (own == active), (active, is_console)
+        assert sum(is_console.values()) == (active in is_console), (active, is_console)
 
 
 @needs_root
@@ -378,12 +403,14 @@ def test_login_sessions_show_up_as_their_own_sessions(login: Login) -> None:
         assert scanned[other.pid] == other.session
         assert s.processes_in_session(login.session) == [login.pid]
         assert s.processes_in_session(other.session) == [other.pid]
-        listed = {info.session_id: info for info in s.sessions()}
-        console = s.active_console_session_id()
+        # The console: login's session, as logind would name it on seat0
+        # (a private /run the test fills; tests/_private_run.py).
+        seat = logind_files(str(login.session), {str(login.session): login.session})
+        listed = in_private_run(seat, lambda: {info.session_id: info for info in s.sessions()})
         for who, uid, name in ((login, 1000, user_of(1000)), (other, 4242424, None)):
             info = listed[who.session]
             assert (info.uid, info.user, info.leader, info.process_count) == (uid, name, who.pid, 1)
-            assert info.is_console == (who.session == console)
+            assert info.is_console == (who is login)
             assert info.tty is None  # the child has no terminal
         records = {r.pid: r for r in s.process_records()}
         with open(f"/proc/{login.pid}/comm") as file:

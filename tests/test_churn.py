@@ -50,6 +50,12 @@ now = time.monotonic
 live = {}  # pid -> record
 end = now() + seconds
 uid = 1000
+# The session every child has until its own login: the helper's, which it
+# reads itself (4294967295: unset, session 0).
+fd = os.open("/proc/self/sessionid", os.O_RDONLY)
+own = int(os.read(fd, 64)); os.close(fd)
+out.write(json.dumps({"event": "start", "inherited": 0 if own == 4294967295 else own}) + "\n")
+out.flush()
 while now() < end or live:
     if now() < end and len(live) < live_max:
         uid += 1
@@ -160,7 +166,6 @@ def ask(pid: int, how: str) -> int | str:
 
 
 def test_answers_under_pid_churn_match_the_children_ground_truth() -> None:
-    inherited = s.current_session_id()  # what a child has before its own login
     seed = random.randrange(2**32)
     helper = subprocess.Popen(
         [sys.executable, "-c", HELPER, str(SECONDS), "24", str(seed)],
@@ -168,6 +173,10 @@ def test_answers_under_pid_churn_match_the_children_ground_truth() -> None:
         text=True,
     )
     assert helper.stdout is not None
+    # What a child has before its own login, as its parent read it itself.
+    start = json.loads(helper.stdout.readline())
+    assert start["event"] == "start", start
+    inherited = int(start["inherited"])
     known: list[int] = []
     records: list[dict[str, float]] = []
     queries: list[Query] = []

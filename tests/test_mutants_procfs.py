@@ -14,10 +14,11 @@ import errno
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _private_run import as_pid_one, in_private_run, logind_files
 
 from sessionid_cffi import (
     BackendUnavailableError,
@@ -26,7 +27,7 @@ from sessionid_cffi import (
     SessionIdError,
 )
 
-from conftest import LINUX
+from conftest import LINUX, needs_root
 
 pytestmark = pytest.mark.skipif(not LINUX, reason="the procfs backend reads Linux procfs trees")
 
@@ -176,18 +177,24 @@ def test_records_refuse_a_malformed_loginuid_naming_it(tmp_path: Path) -> None:
     malformed(caught, 42, "42/loginuid", b"-1\n")
 
 
+# logind's place for a session scope: /user.slice/user-UID.slice/session-N.scope.
+PLACE = b"/user.slice/user-1000.slice/"
 BAD_CGROUP = [
     b"x::/user.slice\n",  # the hierarchy id is no number
     "\u0663::/user.slice\n".encode(),  # nor is a non-ASCII digit
     b"1:/user.slice\n",  # one colon: no controllers field
     b"1:cpu:user.slice\n",  # not an absolute path
     b"",  # procfs lists at least one hierarchy
-    b"0::/user.slice/session-x.scope\n",
-    "0::/session-\u0663.scope\n".encode(),
-    b"0::/session-4294967295.scope\n",  # the unset value is no session
-    b"0::/session-04294967294.scope\n",  # 11 digits
-    b"0::/user.slice/session-1234567\n",  # not a .scope
-    b"0::/session-cc3.scope\n",
+    # At logind's place, only a whole session-N.scope / session-cN.scope:
+    b"0::" + PLACE + b"session-x.scope\n",
+    b"0::" + PLACE + "session-\u0663.scope\n".encode(),
+    b"0::" + PLACE + b"session-4294967295.scope\n",  # the unset value is no session
+    b"0::" + PLACE + b"session-04294967294.scope\n",  # 11 digits
+    b"0::" + PLACE + b"session-1234567\n",  # not a .scope
+    b"0::" + PLACE + b"session-cc3.scope\n",
+    b"0::" + PLACE + b"session-.scope\n",
+    b"0::" + PLACE + b"session-c.scope\n",
+    b"0::" + PLACE + b"session- 3.scope\n",
 ]
 
 
@@ -204,12 +211,21 @@ def test_without_audit_a_malformed_cgroup_is_refused_naming_the_file(
 @pytest.mark.parametrize(
     ("data", "session"),
     [
-        (b"0::/user.slice/session-4294967294.scope\n", UNSET - 1),  # 10 digits, the largest
-        (b"0::/session-c9.scope", 9),  # no final newline
+        (b"0::/user.slice/user-0.slice/session-4294967294.scope\n", UNSET - 1),  # the largest
+        (b"0::/user.slice/user-4294967294.slice/session-1.scope\n", 1),  # a 10-digit uid
+        (b"0::" + PLACE + b"session-c9.scope", 9),  # no final newline; c: no audit id
         # a colon inside the path (systemd escapes little): the path is everything
         # after the second colon
-        (b"1:name=systemd:/system.slice/dev-a:b.device/session-3.scope\n", 3),
-        (b"3:cpu:/\n2:memory:/user.slice/session-5.scope\n1:name=systemd:/session-6.scope\n", 5),
+        (b"2:cpu:/system.slice/dev-a:b.device\n1:name=systemd:" + PLACE + b"session-3.scope\n", 3),
+        # the first line at logind's place decides
+        (
+            b"3:cpu:/\n2:memory:"
+            + PLACE
+            + b"session-5.scope\n1:name=systemd:"
+            + PLACE
+            + b"session-6.scope\n",
+            5,
+        ),
         (b"0::/init.scope\n", 0),
     ],
 )
@@ -220,7 +236,7 @@ def test_without_audit_the_first_session_scope_decides(
         tmp_path,
         audit=False,
         p42={"cgroup": data, "comm": "x\n"},
-        p43={"cgroup": b"0::/session-8.scope\n", "comm": "y\n"},
+        p43={"cgroup": b"0::" + PLACE + b"session-8.scope\n", "comm": "y\n"},
     )
     backend = ProcfsBackend(str(tmp_path), live=False)
     assert backend.session_id(42) == session
@@ -229,10 +245,61 @@ def test_without_audit_the_first_session_scope_decides(
     assert sorted(r[:2] for r in backend.process_records()) == [(42, session), (43, 8)]
 
 
+# Session-like names anywhere but logind's place: no login (a user makes them
+# under its delegated user@UID.service), so session 0, never malformed.
+ELSEWHERE = [
+    b"/user.slice/user-1000.slice/user@1000.service/app.slice/session-7.scope",
+    b"/user.slice/user-1000.slice/user@1000.service/session-x",
+    b"/user.slice/user-1000.slice/user@1000.service/session-7.scope",
+    b"/session-3.scope",
+    b"/user.slice/session-3.scope",
+    b"/user.slice/user-1000.slice/session-3.scope/sub",  # below the scope
+    b"/user.slice/user-1000.slice/session-3.scope/",
+    b"/user.slice/user-x.slice/session-3.scope",
+    b"/user.slice/user-.slice/session-3.scope",
+    b"/user.slice/user-10000000000.slice/session-3.scope",  # 11 digits: no uid
+    b"/user.slice/user-1000.slicex/session-3.scope",
+    b"/user.slice/xuser-1000.slice/session-3.scope",
+    b"/user.slicex/user-1000.slice/session-3.scope",
+    b"/system.slice/user-1000.slice/session-3.scope",
+    b"/user.slice/user-1000.slice/xsession-3.scope",
+    b"//user.slice/user-1000.slice/session-3.scope",
+]
+
+
+@pytest.mark.parametrize("where", ELSEWHERE)
+def test_without_audit_session_names_elsewhere_are_session_0(tmp_path: Path, where: bytes) -> None:
+    tree(tmp_path, audit=False, p42={"cgroup": b"0::" + where + b"\n", "comm": "x\n"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert backend.session_id(42) == 0
+    assert backend.session_ids(None) == {42: 0}
+    assert [r[:2] for r in backend.process_records()] == [(42, 0)]
+
+
+def test_without_audit_a_malformed_cgroup_fails_only_its_own_process(tmp_path: Path) -> None:
+    bad = b"0::" + PLACE + b"session-x.scope\n"
+    tree(
+        tmp_path,
+        audit=False,
+        p41={"cgroup": b"0::" + PLACE + b"session-2.scope\n", "comm": "a\n"},
+        p42={"cgroup": bad, "comm": "b\n"},
+        p43={"cgroup": b"0::/user.slice/user-7.slice/session-c5.scope\n", "comm": "c\n"},
+    )
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    # The listing and the records go on with the rest...
+    assert backend.session_ids(None) == {41: 2, 43: 5}
+    for fields in (None, frozenset({"comm"}), frozenset({"luid"})):
+        assert sorted(r[:2] for r in backend.process_records(fields)) == [(41, 2), (43, 5)]
+    # ...while the query for that PID still says what is wrong.
+    with pytest.raises(SessionIdError) as caught:
+        backend.session_id(42)
+    malformed(caught, 42, f"{tmp_path}/42/cgroup", bad)
+
+
 def test_a_cgroup_file_of_exactly_one_mebibyte_is_still_read(tmp_path: Path) -> None:
-    last = b"1:name=systemd:/session-c4.scope\n"
+    last = b"1:name=systemd:" + PLACE + b"session-c4.scope\n"
     line = b"2:pids:/" + b"x" * 90 + b"\n"
-    filler = line * ((2**20 - len(last)) // len(line))
+    filler = line * ((2**20 - len(last) - 8) // len(line))
     data = filler + b"3:cpu:/" + b"y" * (2**20 - len(filler) - len(last) - 8) + b"\n" + last
     assert len(data) == 2**20
     tree(tmp_path, audit=False, p42={"cgroup": data}, p43={"cgroup": data + b"4::/\n"})
@@ -351,7 +418,7 @@ def test_without_audit_the_bulk_passes_read_cgroups(tmp_path: Path) -> None:
     tree(
         tmp_path,
         audit=False,
-        p7={"cgroup": "0::/session-c2.scope\n", "comm": "sh\n"},
+        p7={"cgroup": b"0::" + PLACE + b"session-c2.scope\n", "comm": "sh\n"},
         p8={"cgroup": "0::/system.slice/cron.service\n", "comm": "cron\n"},
     )
     (tmp_path / "notapid").mkdir()
@@ -463,21 +530,58 @@ def test_records_read_only_what_the_fields_need_and_fill_them_alike(tmp_path: Pa
         assert [r.comm for r in backend.process_records(frozenset({"comm"}))] == [comm]
 
 
-def test_args_are_read_to_about_128_kib_then_cut(tmp_path: Path) -> None:
-    """A command line holds up to ARG_MAX (megabytes); the records read it
-    up to the documented limit (``_ARGS_LIMIT``, 128 KiB, plus at most one
-    more read) and keep what was read, in order: a cut, never the whole of a
-    huge one, never a reordered or short one."""
-    from sessionid_cffi.emulation.procfs import _ARGS_LIMIT
+@pytest.mark.parametrize("size", [131071, 131072, 131073, 300_000])
+def test_args_are_cut_at_exactly_128_kib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """A command line holds up to ARG_MAX (megabytes); records keep its first
+    128 KiB (131072 bytes) exactly, as docs/linux.md says, in order, and
+    never read a byte past them. The words are 9 bytes and a NUL, so the cut
+    falls inside a word: a cut one byte early or late shows."""
+    from sessionid_cffi.emulation import procfs
 
-    words = [b"w%06d" % i for i in range(40_000)]  # 320 KB with the NULs
-    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "cmdline": b"\0".join(words) + b"\0"})
-    whole = " ".join(word.decode() for word in words)
+    assert procfs._ARGS_LIMIT == 131072  # the figure docs/linux.md states
+    cmdline = b"".join(b"w%08d\0" % i for i in range(size // 10 + 1))[:size]
+    assert cmdline[131070:131073].count(b"\0") == 0 or size < 131073
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "cmdline": cmdline})
+    cmdline_fds: set[int] = set()
+    reads: list[tuple[int, int]] = []  # (bytes asked, bytes got) of cmdline's reads
+
+    class Reads:
+        """Test seam (the module's ``os``): records the reads of cmdline."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        @staticmethod
+        def open(path: str | bytes, flags: int, dir_fd: int | None = None) -> int:
+            fd = os.open(path, flags, dir_fd=dir_fd)
+            if os.fsencode(path).endswith(b"/cmdline"):
+                cmdline_fds.add(fd)
+            return fd
+
+        @staticmethod
+        def read(fd: int, count: int) -> bytes:
+            data = os.read(fd, count)
+            if fd in cmdline_fds:
+                reads.append((count, len(data)))
+            return data
+
+        @staticmethod
+        def close(fd: int) -> None:
+            cmdline_fds.discard(fd)
+            os.close(fd)
+
+    monkeypatch.setattr(procfs, "os", Reads())
     (only,) = ProcfsBackend(str(tmp_path), live=False).process_records(frozenset({"args"}))
-    args = only.args
-    assert args is not None
-    assert whole.startswith(args)
-    assert _ARGS_LIMIT <= len(args) < _ARGS_LIMIT + 65536 + 4096 < len(whole)
+    kept = cmdline[:131072]
+    assert only.args == kept.rstrip(b"\0").replace(b"\0", b" ").decode()
+    # Memory stays bounded: no read asks past the limit, given what came before.
+    got = 0
+    for asked, answered in reads:
+        assert 0 < asked <= 131072 - got, reads
+        got += answered
+    assert got == min(size, 131072), reads
 
 
 # (major, minor) -> the name ps shows; the device numbers are encoded by the C
@@ -500,6 +604,8 @@ TTYS = [
     ((202, 1), "202:1"),
     ((203, 1), "203:1"),
     ((144, 2), "144:2"),
+    ((1, 0), "1:0"),  # no driver: its numbers, whatever the table's own markers
+    ((204, 2), "ttyF2"),  # a line of four fields (no type) still names a driver
 ]
 DRIVERS = (
     b"/dev/tty             /dev/tty        5       0 system:/dev/tty\n"
@@ -510,6 +616,7 @@ DRIVERS = (
     b"z /dev/ttyZ 202 x-3 serial\n"
     b"w /dev/ttyW 203 1-x serial\n"
     b"usbserial            /dev/ttyUSB   188 0-511 serial\n"
+    b"four /dev/ttyF 204 0-3\n"
 )
 
 
@@ -857,3 +964,453 @@ def test_console_state_files_tolerate_bad_bytes_and_stop_at_64k(tmp_path: Path) 
     assert backend.console_session_id() == 8
     (seats / "seat0").write_bytes(head + b"89")  # "9" is beyond the limit
     assert backend.console_session_id() == 8
+
+
+# -- scenes that need root: a private /run, PID 1, a login changed mid-pass --------
+
+
+@needs_root
+def test_the_default_run_root_is_where_logind_keeps_its_state() -> None:
+    # A private mount namespace with a tmpfs on /run holding logind's files:
+    # the backend made with its defaults reads them there (and only there).
+    backend = ProcfsBackend()  # made here: the scene runs this process's code
+    cases = [
+        (logind_files("7", {"7": 7}), 7),
+        (logind_files("c5", {"c5": None}), 5),  # no audit: logind's own counter
+        (logind_files(None, {"7": 7}), None),  # no active session on seat0
+        ({}, None),  # no logind at all
+    ]
+    for files, expected in cases:
+        assert in_private_run(files, backend.console_session_id) == expected, files
+
+
+@needs_root
+def test_as_pid_one_a_procfs_of_the_parent_namespace_is_refused() -> None:
+    # `unshare --pid --fork python ...` without --mount-proc, the usual
+    # container init: the caller is PID 1 of its namespace, /proc still the
+    # host's, where any other number names a host process. It must refuse
+    # (50), never answer for that process. The real scene: a grandchild in a
+    # new PID namespace, PID 1 there (tests/_private_run.py).
+    backend = ProcfsBackend()  # fresh: nothing checked yet
+    other = os.getppid()  # a host PID, listed in the host's /proc
+
+    def scene() -> tuple[object, ...]:
+        answers: list[object] = []
+        for query in (lambda: backend.session_id(other), lambda: backend.session_ids(None)):
+            try:
+                answers.append(("answered", query()))
+            except BackendUnavailableError as err:
+                answers.append((err.winerror, err.pid, "another PID namespace" in str(err)))
+        # Its own PID is "self" in any namespace: that still answers, truly.
+        with open("/proc/self/sessionid") as file:
+            truth = int(file.read())
+        answers.append((backend.session_id(1), 0 if truth == UNSET else truth))
+        return tuple(answers)
+
+    refused_one, refused_all, (own, truth) = as_pid_one(scene)
+    assert refused_one == (50, other, True)
+    assert refused_all == (50, None, True)
+    assert own == truth
+
+
+class _Seam:
+    """Test seam: stands in for procfs.py's ``os`` (see its docstring) and
+    runs ``on_open(path)`` before each ``open``; every other name is os's."""
+
+    def __init__(self, on_open: Callable[[str], None]) -> None:
+        self.on_open = on_open
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def open(self, path: str | bytes, flags: int, **kwargs: object) -> int:
+        self.on_open(os.fsdecode(path))
+        return os.open(path, flags, **kwargs)  # type: ignore[arg-type]
+
+
+@needs_root
+def test_a_login_changed_mid_pass_leaves_only_that_process_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The target logs in (a fresh session A), then logs in again (session B)
+    # at the moment the records pass opens its loginuid file: between the
+    # pass's read of its session and the check of it. Its record is left out
+    # (no consistent one exists); every other process is still listed.
+    from sessionid_cffi.emulation import procfs
+
+    script = (
+        "echo 4241 > /proc/self/loginuid && read s < /proc/self/sessionid; echo $s; "
+        "read go; echo 4242 > /proc/self/loginuid && read s < /proc/self/sessionid; echo $s; "
+        "exec cat"
+    )
+    target = subprocess.Popen(
+        ["sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    later = subprocess.Popen(
+        ["sh", "-c", "read s < /proc/self/sessionid; echo $s; exec cat"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert target.stdout is not None
+        assert later.stdout is not None
+        first = int(target.stdout.readline())
+        later_session = int(later.stdout.readline())
+        assert later.pid > target.pid  # listed after it (readdir lists /proc by PID)
+        relogged: list[int] = []
+
+        def relogin(path: str) -> None:
+            if path == f"{target.pid}/loginuid" and not relogged:
+                assert target.stdin is not None
+                assert target.stdout is not None
+                target.stdin.write("go\n")
+                target.stdin.flush()
+                relogged.append(int(target.stdout.readline()))
+
+        monkeypatch.setattr(procfs, "os", _Seam(relogin))
+        records = {r.pid: r for r in ProcfsBackend().process_records()}
+        monkeypatch.undo()
+        assert relogged
+        assert relogged[0] != first
+        assert target.pid not in records
+        mine = records[later.pid]
+        assert (mine.session_id, mine.ppid) == (
+            0 if later_session == UNSET else later_session,
+            os.getpid(),
+        )
+        assert os.getpid() in records
+        # Asked again, the target is there, in its new session, with its new login.
+        again = {r.pid: r for r in ProcfsBackend().process_records()}[target.pid]
+        assert (again.session_id, again.luid) == (relogged[0], 4242)
+    finally:
+        for child in (target, later):
+            child.kill()
+            child.wait()
+
+
+def _denied_for(pids: set[int]) -> Callable[[str], None]:
+    """An ``open`` that fails EACCES for the files of ``pids``, as a procfs
+    mounted hidepid=1 (or =2) denies another user's: the rest opens."""
+
+    def check(path: str) -> None:
+        if any(path.startswith(f"/proc/{pid}/") for pid in pids):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+    return check
+
+
+def test_hidepid_still_tells_thread_ids_apart(
+    thread_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # hidepid=1 denies every file of another user's process, status too; a
+    # thread id must still answer 87 (pidfd_open is no procfs file), a
+    # process 5. Mock: only the denial of open() (tests/test_locked_down.py
+    # mounts a real hidepid procfs, with the installed package).
+    from sessionid_cffi.emulation import procfs
+
+    from sessionid_cffi import AccessDeniedError
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        monkeypatch.setattr(procfs, "os", _Seam(_denied_for({thread_id, child.pid})))
+        backend = ProcfsBackend()
+        for _ in range(2):  # and again, now that the denial was seen once
+            with pytest.raises(ProcessNotFoundError, match="thread id") as caught:
+                backend.session_id(thread_id)
+            assert (caught.value.pid, caught.value.winerror) == (thread_id, 87)
+            with pytest.raises(AccessDeniedError) as denied:
+                backend.session_id(child.pid)
+            assert (denied.value.pid, denied.value.winerror, denied.value.errno) == (
+                child.pid,
+                5,
+                errno.EACCES,
+            )
+            assert backend.session_ids([child.pid, thread_id, os.getpid()]) == {
+                os.getpid(): backend.session_id(os.getpid())
+            }
+    finally:
+        child.kill()
+        child.wait()
+
+
+# -- bounds on what a crafted tree can make the backend read ---------------------
+
+
+def test_the_driver_table_is_read_to_64_kib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionid_cffi.emulation import procfs
+
+    monkeypatch.setattr(procfs, "_tty_drivers", [])
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n"}, p8={"sessionid": "3\n", "comm": "x\n"})
+    for pid, device in ((7, (205, 1)), (8, (206, 1))):
+        stat = (tmp_path / str(pid) / "stat").read_text().split(" ")
+        stat[6] = str(os.makedev(*device))
+        (tmp_path / str(pid) / "stat").write_text(" ".join(stat))
+    (tmp_path / "tty").mkdir()
+    first = b"a /dev/ttyA 205 0-3 serial\n"
+    late = b"b /dev/ttyB 206 0-3 serial\n"
+    filler = b"#" * (65536 - len(first) - 1) + b"\n"
+    assert len(first + filler) == 65536
+    (tmp_path / "tty" / "drivers").write_bytes(first + filler + late)  # late starts past 64 KiB
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert sorted(r.tty for r in backend.process_records(frozenset({"tty"}))) == ["206:1", "ttyA1"]
+
+
+@pytest.mark.parametrize("beyond", [False, True])
+def test_the_boot_time_is_read_from_the_first_mebibyte_of_stat(
+    tmp_path: Path, beyond: bool
+) -> None:
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n"})
+    filler = b"intr" + b" 0" * ((2**20 - 40) // 2) + b"\n"
+    head = filler + (b"#" * 40 if beyond else b"") + b"\n"
+    (tmp_path / "stat").write_bytes(head + b"btime %d\n" % BTIME)
+    assert (len(head) + 6 > 2**20) is beyond  # "btime " starts within the first MiB, or not
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    if not beyond:
+        [only] = backend.process_records(frozenset({"started"}))
+        assert only.started == BTIME + ticks_of(7) / os.sysconf("SC_CLK_TCK")
+        return
+    with pytest.raises(SessionIdError, match="no boot time"):
+        backend.process_records(frozenset({"started"}))
+
+
+@pytest.mark.parametrize(("size", "answer"), [(1024, "5"), (1025, "malformed")])
+def test_status_is_read_to_1024_bytes(tmp_path: Path, size: int, answer: str) -> None:
+    # A Tgid line that ends (its newline) at byte 1024 is seen; one byte later is not.
+    status = b"Name:\t" + b"x" * (size - 16) + b"\nTgid:\t42\n"
+    assert len(status) == size
+    tree(tmp_path, p42={"sessionid": "5\n", "status": status})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    if answer == "5":
+        assert backend.session_id(42) == 5
+        return
+    with pytest.raises(SessionIdError) as caught:
+        backend.session_id(42)
+    malformed(caught, 42, f"{tmp_path}/42/status", status[:1024])
+
+
+def test_comm_and_stat_are_read_to_their_bounds(tmp_path: Path) -> None:
+    # comm: 64 bytes (the kernel's are 16); stat: 1024 (the kernel's a few hundred).
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "c" * 100 + "\n"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert [r.comm for r in backend.process_records(frozenset({"comm"}))] == ["c" * 64]
+    # A stat line whose start time ends at byte 1024 is read whole; its digits
+    # past byte 1024 would be cut.
+    line = (tmp_path / "7" / "stat").read_bytes()
+    name_at = line.index(b"(") + 1
+    for extra, ticks in ((0, 49), (1, 4)):
+        # comm long enough that the 22nd field's last digit is byte 1024 (+ extra)
+        tail = line[line.index(b")") :].replace(b" 49 0 0\n", b" 49")
+        comm = b"n" * (1024 + extra - name_at - len(tail))
+        (tmp_path / "7" / "stat").write_bytes(line[:name_at] + comm + tail)
+        [only] = backend.process_records(frozenset({"started"}))
+        assert only.started == BTIME + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def test_own_session_answers_with_one_descriptor_left(descriptors_left) -> None:  # type: ignore[no-untyped-def]
+    # The caller is never a thread id: its query opens only its sessionid
+    # (no pidfd_open), so it answers where any other PID's query needs two.
+    with open("/proc/self/sessionid") as file:
+        raw = int(file.read())
+    backend = ProcfsBackend()
+    descriptors_left(1)
+    assert backend.session_id(os.getpid()) == (0 if raw == UNSET else raw)
+
+
+def test_a_failed_listing_closes_descriptor_0_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With stdin closed, the listing's descriptor of the root is 0: a failed
+    # listing must close it as any other. Mock: listdir's ENOMEM only.
+    def no_memory(_: object) -> list[str]:
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+
+    tree(tmp_path, p42={"sessionid": "1\n"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    monkeypatch.setattr(os, "listdir", no_memory)
+    saved = os.dup(0)
+    try:
+        os.close(0)
+        with pytest.raises(SessionIdError):
+            backend.session_ids(None)
+        with pytest.raises(OSError, match="Bad file descriptor") as closed:
+            os.fstat(0)  # the root's descriptor (0) was closed again
+        assert closed.value.errno == errno.EBADF
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+
+
+def test_errors_say_it_in_these_words(tmp_path: Path, thread_id: int) -> None:
+    # What a user reads (the CLI prints it): the words, not only the facts.
+    backend = ProcfsBackend()
+    messages = {
+        0: "[WinError 87] process 0 not found: no such process",
+        thread_id: (
+            f"[WinError 87] process {thread_id} not found: it is a thread id, not a process id"
+        ),
+    }
+    for pid, message in messages.items():
+        with pytest.raises(SessionIdError) as caught:
+            backend.session_id(pid)
+        assert str(caught.value) == message
+    missing = tmp_path / "none"
+    with pytest.raises(SessionIdError) as caught:
+        ProcfsBackend(str(missing)).session_id(5)
+    assert str(caught.value) == (
+        f"[WinError 50] no procfs at {missing} (nothing at {missing}/self); "
+        "mount it with: mount -t proc proc /proc"
+    )
+    taken = {int(n) for n in os.listdir("/proc") if n.isdigit()}
+    free = next(pid for pid in range(30000, 1, -1) if pid not in taken)
+    tree(tmp_path, **{f"p{free}": {"sessionid": "5\n"}})
+    with pytest.raises(SessionIdError) as caught:
+        ProcfsBackend(str(tmp_path), live=True).session_id(free)
+    assert str(caught.value) == f"[WinError 87] process {free} not found: the process exited"
+    # Another PID namespace's procfs: what it is, and how to mount one.
+    (tmp_path / "self").rename(tmp_path / "1")
+    (tmp_path / "self").symlink_to("1")
+    with pytest.raises(SessionIdError) as caught:
+        ProcfsBackend(str(tmp_path), live=True).session_id(free)
+    assert str(caught.value) == (
+        f"[WinError 50] cannot answer for process {free}: {tmp_path} belongs to another PID "
+        f"namespace (it shows this process as 1, os.getpid() is {os.getpid()}); mount a procfs "
+        "for this namespace, for example with unshare --pid --fork --mount-proc"
+    )
+
+
+def test_logind_files_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    # logind writes UTF-8; under a non-UTF-8 locale (LANG=C at run time, or
+    # an ISO-8859 one) the files must still be decoded as UTF-8. U+0085 (NEL)
+    # encoded in UTF-8 is a line break to str.splitlines; decoded as ASCII its
+    # two bytes are two replacement characters, which are not.
+    import locale
+
+    if sys.flags.utf8_mode:
+        pytest.skip("UTF-8 mode: Python opens every file as UTF-8 anyway")
+    seats = tmp_path / "systemd" / "seats"
+    seats.mkdir(parents=True)
+    (seats / "seat0").write_bytes("NOTE=x\u0085ACTIVE=c7\n".encode())
+    backend = ProcfsBackend(run_root=str(tmp_path))
+    before = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")
+        assert locale.getpreferredencoding(False) != "UTF-8"
+        assert backend.console_session_id() == 7
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+
+
+@pytest.mark.parametrize("seat", ["IS_SEAT0=1\n", "ACTIVE=\n", "ACTIVE=a/b\n", "ACTIVE=.x\n"])
+def test_no_session_file_is_read_without_an_active_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seat: str
+) -> None:
+    # seat0 without a usable ACTIVE name: None, and no file of sessions/ is
+    # even opened (whatever files lie there, whatever they say).
+    from sessionid_cffi.emulation import procfs
+
+    folder = tmp_path / "systemd" / "sessions"
+    folder.mkdir(parents=True)
+    (tmp_path / "systemd" / "seats").mkdir()
+    (tmp_path / "systemd" / "seats" / "seat0").write_text(seat)
+    opened: list[str] = []
+    monkeypatch.setattr(procfs, "os", _Seam(opened.append))
+    assert ProcfsBackend(run_root=str(tmp_path)).console_session_id() is None
+    assert opened == [f"{tmp_path}/systemd/seats/seat0"]
+
+
+# -- stat lines as ps reads them: comm ends at the last ")" ----------------------
+
+_STAT_FIELDS = " S 1 42 42 0 -1 4194560" + " 0" * 12 + " 49"  # 20 fields, starttime last
+
+
+@pytest.mark.parametrize(
+    ("line", "comm"),
+    [
+        (b"42 (a) (b)" + _STAT_FIELDS.encode() + b" 0 0\n", "a) (b"),  # parentheses in comm
+        (b"42 (x)" + _STAT_FIELDS.encode() + b"\n", "x"),  # exactly the 20 fields read
+        (b"(x)" + _STAT_FIELDS.encode() + b"\n", "x"),  # the PID before "(" is not read
+        (b"42 x)" + _STAT_FIELDS.encode() + b"\n", None),  # no "(": malformed
+        (b"42 (x)" + _STAT_FIELDS.encode()[:-3] + b"\n", None),  # 19 fields
+        (b"42 (x)" + _STAT_FIELDS.replace(" 1 ", " one ", 1).encode() + b"\n", None),
+    ],
+)
+def test_stat_lines_are_read_as_ps_reads_them(
+    tmp_path: Path, line: bytes, comm: str | None
+) -> None:
+    tree(tmp_path, p42={"sessionid": "5\n", "comm": "unused\n", "stat": line})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    if comm is None:
+        with pytest.raises(SessionIdError) as caught:
+            backend.process_records(frozenset({"ppid"}))
+        malformed(caught, 42, "/42/stat", line)
+        return
+    [only] = backend.process_records(frozenset({"ppid", "comm", "started"}))
+    assert (only.comm, only.ppid) == (comm, 1)
+    assert only.started == BTIME + 49 / os.sysconf("SC_CLK_TCK")
+
+
+# -- the cgroup fallback: every line is looked at, every process listed ----------
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        b"3:cpu:/user.slice/user-x.slice/session-3.scope\n",  # no uid: not logind's place
+        b"3:cpu:/user.slice/user-1000.slice/user@1000.service\n",  # no session scope
+        b"3:cpu:/system.slice/ssh.service\n",
+    ],
+)
+def test_without_audit_a_later_line_at_loginds_place_still_decides(
+    tmp_path: Path, before: bytes
+) -> None:
+    data = before + b"0::" + PLACE + b"session-5.scope\n"
+    tree(tmp_path, audit=False, p42={"cgroup": data, "comm": "x\n"})
+    assert ProcfsBackend(str(tmp_path), live=False).session_id(42) == 5
+
+
+def test_without_audit_the_listing_goes_on_past_a_vanished_process(tmp_path: Path) -> None:
+    # Process 41 has no cgroup file (it exited between the listing and the
+    # read, as procfs shows it then): it is left out, and 42 and 43 are listed.
+    tree(
+        tmp_path,
+        audit=False,
+        p41={},
+        p42={"cgroup": b"0::" + PLACE + b"session-2.scope\n"},
+        p43={"cgroup": b"0::/init.scope\n"},
+    )
+    assert ProcfsBackend(str(tmp_path), live=False).session_ids(None) == {42: 2, 43: 0}
+
+
+def test_without_audit_records_read_a_long_cgroup_file_whole(tmp_path: Path) -> None:
+    # cgroup v1 lists a path per hierarchy: a file can exceed one 64 KiB read.
+    # The records read it whole, as session_id does, and agree with it.
+    noise = b"".join(b"%d:pids:/%s\n" % (n, b"x" * 200) for n in range(400))  # ~82 KB
+    data = noise + b"1:name=systemd:" + PLACE + b"session-5.scope"
+    tree(tmp_path, audit=False, p42={"cgroup": data, "comm": "x\n"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    assert len(data) > 65536
+    assert backend.session_id(42) == 5
+    assert [r[:2] for r in backend.process_records()] == [(42, 5)]
+    # Past the 1 MiB a cgroup file can plausibly hold: that record fails, only it.
+    (tmp_path / "42" / "cgroup").write_bytes(noise * 13 + b"0::/\n")
+    tree(tmp_path, audit=False, p43={"cgroup": b"0::/init.scope\n", "comm": "y\n"})
+    assert [r[:2] for r in backend.process_records()] == [(43, 0)]
+    with pytest.raises(SessionIdError):
+        backend.session_id(42)
+
+
+def test_args_drop_the_nuls_that_pad_a_rewritten_title(tmp_path: Path) -> None:
+    # setproctitle writes the new title over argv and pads the rest with NULs.
+    tree(tmp_path, p7={"sessionid": "3\n", "comm": "sh\n", "cmdline": b"worker: idle\0\0\0\0\0"})
+    backend = ProcfsBackend(str(tmp_path), live=False)
+    (only,) = backend.process_records(frozenset({"args"}))
+    assert only.args == "worker: idle"
+    # Only NULs: an argument that ends in another byte keeps it.
+    (tmp_path / "7" / "cmdline").write_bytes(b"startX\0-X\0")
+    (only,) = backend.process_records(frozenset({"args"}))
+    assert only.args == "startX -X"

@@ -114,11 +114,26 @@ CGROUP_COMPONENT = st.one_of(
     st.text(st.characters(blacklist_characters="/\n\x00"), min_size=1, max_size=12),
     st.integers(40, 300).map(lambda n: "a" * n),  # long names push later lines out
 )
+CGROUP_PATH = st.one_of(
+    st.lists(CGROUP_COMPONENT, max_size=6),
+    # logind's place (user.slice/user-UID.slice/session-*), or near it
+    st.builds(
+        lambda uid, scope, below: ["user.slice", uid, scope, *below],
+        st.sampled_from(["user-1000.slice", "user-0.slice", "user-x.slice", "user-.slice"]),
+        CGROUP_COMPONENT,
+        st.lists(CGROUP_COMPONENT, max_size=1),
+    ),
+    # a user's delegated subtree, where any name can be made
+    st.builds(
+        lambda parts: ["user.slice", "user-1000.slice", "user@1000.service", *parts],
+        st.lists(CGROUP_COMPONENT, min_size=1, max_size=3),
+    ),
+)
 CGROUP_LINE = st.builds(
     lambda hid, ctl, parts: f"{hid}:{ctl}:/{'/'.join(parts)}",
     st.integers(0, 13),
     st.sampled_from(["", "name=systemd", "cpu,cpuacct", "memory", "pids"]),
-    st.lists(CGROUP_COMPONENT, max_size=6),
+    CGROUP_PATH,
 )
 CGROUP_TEXT = st.one_of(
     st.lists(CGROUP_LINE, max_size=14).map(lambda ls: "".join(f"{line}\n" for line in ls)),
@@ -233,7 +248,9 @@ def build(root: Path, tree: Tree) -> None:
     other = root / "other"
     other.mkdir()
     (other / "sessionid").write_bytes(f"{OTHER_SESSION}\n".encode())
-    (other / "cgroup").write_bytes(f"0::/user.slice/session-{OTHER_SESSION}.scope\n".encode())
+    (other / "cgroup").write_bytes(
+        f"0::/user.slice/user-1000.slice/session-{OTHER_SESSION}.scope\n".encode()
+    )
     (other / "status").write_bytes(f"Name:\tx\nState:\tS\nTgid:\t{tree.other}\n".encode())
     (root / str(tree.other)).symlink_to("other")
     target = root / str(tree.pid)
@@ -259,6 +276,8 @@ def build(root: Path, tree: Tree) -> None:
 
 SESSIONID_FORMAT = re.compile(rb"([0-9]{1,10})\n?\Z")
 SCOPE = re.compile(rb"session-c?([0-9]+)\.scope\Z")
+# logind's place for a session: nothing else is a login (users name cgroups freely).
+LOGIND_PLACE = re.compile(rb"/user\.slice/user-[0-9]{1,10}\.slice/(session-[^/]*)\Z")
 
 
 def _regular(spec: tuple[object, ...]) -> bytes | None:
@@ -280,22 +299,24 @@ CGROUP_LINE_FORMAT = re.compile(rb"[0-9]+:[^:\n]*:/[^\n]*\Z")
 
 def oracle_cgroup(data: bytes) -> int | None:
     """One or more lines ``id:controllers:/path`` (anything else is not a
-    cgroup file); the first path component named ``session-*`` decides:
-    ``session-N.scope``/``session-cN.scope`` is session N (below 2**32-1),
-    anything else named so is malformed; none: 0."""
+    cgroup file); the first path that is logind's place
+    (``/user.slice/user-UID.slice/session-*``) decides: ``session-N.scope``
+    or ``session-cN.scope`` is session N (below 2**32-1), anything else
+    named so there is malformed; none: 0."""
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     if not lines or not all(CGROUP_LINE_FORMAT.match(line) for line in lines):
         return None
     for line in lines:
-        for component in line.split(b":", 2)[2].split(b"/"):
-            if component.startswith(b"session-"):
-                match = SCOPE.match(component)
-                if match is None or len(match.group(1)) > 10:
-                    return None
-                value = int(match.group(1))
-                return value if value < UNSET else None
+        place = LOGIND_PLACE.match(line.split(b":", 2)[2])
+        if place is None:
+            continue
+        match = SCOPE.match(place.group(1))
+        if match is None or len(match.group(1)) > 10:
+            return None
+        value = int(match.group(1))
+        return value if value < UNSET else None
     return 0
 
 
@@ -430,7 +451,9 @@ def test_a_cgroup_file_longer_than_one_small_read_is_read_whole(tmp_path: Path) 
 @pytest.mark.parametrize("lines", [1500, 6000])  # ~310 kB: read whole; ~1.2 MB: refused
 def test_a_huge_cgroup_file_is_read_whole_or_refused(tmp_path: Path, lines: int) -> None:
     noise = "".join(f"{n}:pids:/{'x' * 200}/{n}\n" for n in range(lines))
-    backend = make_tree(tmp_path, 43, cgroup=noise + "1:name=systemd:/session-c9.scope\n")
+    backend = make_tree(
+        tmp_path, 43, cgroup=noise + "1:name=systemd:/user.slice/user-0.slice/session-c9.scope\n"
+    )
     if len(noise) < 2**20:
         assert backend.session_id(43) == 9
         return
@@ -445,7 +468,9 @@ def test_a_huge_cgroup_file_is_read_whole_or_refused(tmp_path: Path, lines: int)
 @pytest.mark.parametrize("name", ["sessionid", "status", "cgroup"])
 def test_a_fifo_where_a_file_should_be_does_not_hang(tmp_path: Path, name: str) -> None:
     # Without self/sessionid the tree has no audit: cgroup is the session file.
-    backend = make_tree(tmp_path, 44, sessionid="5\n", cgroup="0::/session-5.scope\n")
+    backend = make_tree(
+        tmp_path, 44, sessionid="5\n", cgroup="0::/user.slice/user-0.slice/session-5.scope\n"
+    )
     (tmp_path / "44" / name).unlink()
     if name == "cgroup":
         (tmp_path / "44" / "sessionid").unlink()

@@ -1,9 +1,12 @@
 """Mutation testing of the emulation backends (``tox -e mutation``).
 
-Runs mutmut (3.x) over ``emulation/procfs.py`` and ``emulation/model.py``
-(``--kit`` adds the kit's rules, ``sessionid_cffi/testing/contract.py``)
-with the fast suites, then judges the result against a committed list of
-equivalent mutants and a target score.
+Runs mutmut (3.x) over the emulation backends (``emulation/procfs.py``,
+``emulation/model.py``) and the test kit (every module of
+``sessionid_cffi/testing/`` but its ``__init__``) with the fast suites, then
+judges the result against a committed list of equivalent mutants and a
+target score. ``--modules backends`` or ``--modules kit`` runs one part;
+``--also`` adds the rest of the package (CLI, records, errors, lowlevel,
+kernel32) to measure it, without a target of its own.
 
 Why a staging copy: emulation/ ships as ``sessionid_cffi.emulation`` through
 pyproject's package-dir, so mutmut would name ``emulation/model.py``'s
@@ -21,10 +24,18 @@ mutated source lines before and after, never mutmut's mutant numbers::
     + if pid == 0 or pid >= PID_MAX_LIMIT:
     why: PID_MAX_LIMIT itself is refused later by the missing /proc entry
 
+A key names exactly one mutant: where one function has several mutants
+with the same diff text (the same line twice), the n-th of them in source
+order is ``[function #n]`` (the first is plain ``[function]``), so that a new
+survivor cannot hide behind an entry written for another.
+
 Score = killed / (total - equivalent); "no tests" and "survived" both count
-as not killed, a timeout as killed (a test noticed the hang). The run exits
-1 below ``--target`` and prints every surviving, non-equivalent mutant in
-the list's format, ready to triage.
+as not killed, a timeout as killed (a test noticed the hang); the raw score
+(killed / total) is printed beside it, per module and in all. The run
+exits 1 below ``--target`` (judged over the gated modules: backends and
+kit, not ``--also``) or when an equivalents entry matches no surviving
+mutant (stale: the mutant is killed now, or the code changed), and prints
+every surviving, non-equivalent mutant in the list's format, ready to triage.
 """
 
 from __future__ import annotations
@@ -44,7 +55,23 @@ EQUIVALENTS = REPO / "tests" / "mutants" / "equivalent.txt"
 DEFAULT_STAGE = REPO / ".tox" / "mutation-stage"
 # Module paths inside the stage (emulation/ mapped as in the wheel).
 BACKENDS = ["sessionid_cffi/emulation/procfs.py", "sessionid_cffi/emulation/model.py"]
-KIT = ["sessionid_cffi/testing/contract.py"]
+# The kit: every module of sessionid_cffi/testing/ but the re-exporting
+# __init__, so that a new kit module joins the gate without an edit here.
+KIT = sorted(
+    f"sessionid_cffi/testing/{path.name}"
+    for path in (REPO / "sessionid_cffi" / "testing").glob("*.py")
+    if path.name != "__init__.py"
+)
+# The rest of the package, measured with --also (no target of its own yet).
+ALSO = [
+    "sessionid_cffi/__init__.py",
+    "sessionid_cffi/_cli.py",
+    "sessionid_cffi/_records.py",
+    "sessionid_cffi/_errors.py",
+    "sessionid_cffi/_interface.py",
+    "sessionid_cffi/lowlevel.py",
+]
+PARTS = {"backends": BACKENDS, "kit": KIT}
 # The fast suites: seconds, not minutes; no Wine, no sshd, no wheel builds.
 FAST_TESTS = [
     "tests/test_procfs.py",
@@ -56,6 +83,10 @@ FAST_TESTS = [
     "tests/test_mutants_procfs.py",
     "tests/test_mutants_model.py",
 ]
+# The kit's own suites (its fakes, worlds, strategies and process helpers).
+KIT_TESTS = ["tests/test_processes.py"]
+# What --also adds: the CLI's and the public API's fast suites.
+ALSO_TESTS = ["tests/test_cli.py", "tests/test_hostile_input.py"]
 KILLED = {"killed", "timeout", "segfault"}
 # mutmut's exit-code meanings (mutmut/stats.py), kept here so that a result
 # file is read the same way whatever mutmut version wrote it.
@@ -76,7 +107,9 @@ STATUS_BY_EXIT_CODE = {
     -9: "segfault",
 }
 
-Key = tuple[str, tuple[str, ...], tuple[str, ...]]
+# (function, removed lines, added lines, occurrence: 1 for the first mutant
+# of that function with this diff text, 2 for the next, ...)
+Key = tuple[str, tuple[str, ...], tuple[str, ...], int]
 
 
 # Written into every stage this tool makes: a directory without it was not
@@ -142,7 +175,7 @@ def function_of(mutant: str) -> str:
     return mangled.removeprefix("x_")
 
 
-def diff_key(mutant: str, path: str) -> Key:
+def diff_text(mutant: str, path: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
     removed: list[str] = []
@@ -169,7 +202,13 @@ def read_equivalents(path: Path) -> dict[Key, str]:
             return
         if not why:
             raise SystemExit(f"{path}:{line_number}: [{function}] has no 'why:' line")
-        equivalents[(function, tuple(removed), tuple(added))] = why
+        name, _, occurrence = function.partition(" #")
+        if occurrence and (not occurrence.isdigit() or int(occurrence) < 2):
+            raise SystemExit(f"{path}:{line_number}: [{function}]: write #2, #3, ... or nothing")
+        key = (name, tuple(removed), tuple(added), int(occurrence or 1))
+        if key in equivalents:
+            raise SystemExit(f"{path}:{line_number}: [{function}] is listed twice")
+        equivalents[key] = why
 
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     for number, raw in enumerate(lines, 1):
@@ -192,30 +231,62 @@ def read_equivalents(path: Path) -> dict[Key, str]:
 
 
 def format_key(key: Key) -> str:
-    function, removed, added = key
-    return "\n".join(
-        [f"[{function}]", *(f"- {line}" for line in removed), *(f"+ {line}" for line in added)]
-    )
+    function, removed, added, occurrence = key
+    header = f"[{function}]" if occurrence == 1 else f"[{function} #{occurrence}]"
+    return "\n".join([header, *(f"- {line}" for line in removed), *(f"+ {line}" for line in added)])
 
 
-def judge(stage: Path, files: list[str], target: float, seconds: float) -> int:
+def mutant_number(mutant: str) -> int:
+    return int(mutant.rpartition("__mutmut_")[2])
+
+
+def keys_of(path: str, mutants: list[str], wanted: set[str]) -> dict[str, Key]:
+    """The key of each mutant in ``wanted``. The occurrence counts every
+    mutant of the function (killed ones too), in mutmut's order (source
+    order), so a key stays with its mutant whatever else is killed."""
+    by_function: dict[str, list[str]] = {}
+    for mutant in mutants:
+        by_function.setdefault(function_of(mutant), []).append(mutant)
+    keys: dict[str, Key] = {}
+    for members in by_function.values():
+        if not wanted.intersection(members):
+            continue
+        seen: Counter[tuple[str, tuple[str, ...], tuple[str, ...]]] = Counter()
+        for mutant in sorted(members, key=mutant_number):
+            text = diff_text(mutant, path)
+            seen[text] += 1
+            if mutant in wanted:
+                keys[mutant] = (*text, seen[text])
+    return keys
+
+
+def judge(stage: Path, files: list[str], measured: list[str], target: float, seconds: float) -> int:
+    """Score the gated ``files`` against ``target``; ``measured`` (``--also``)
+    are reported beside them, never gated."""
     os.chdir(stage)  # mutmut's diff helpers read the stage's config and mutants/
     equivalents = read_equivalents(EQUIVALENTS)
     used: set[Key] = set()
-    counts: Counter[str] = Counter()
+    per_module: dict[str, Counter[str]] = {}
     open_survivors: list[tuple[str, Key, str]] = []
     by_function: Counter[str] = Counter()
-    for path in files:
+    mutants_of: dict[str, list[str]] = {}
+    for path in files + measured:
+        counts = per_module[path] = Counter()
         meta = json.loads((stage / "mutants" / (path + ".meta")).read_text(encoding="utf-8"))
-        for mutant, exit_code in sorted(meta["exit_code_by_key"].items()):
+        status_of: dict[str, str] = {}
+        for mutant, exit_code in meta["exit_code_by_key"].items():
             status = STATUS_BY_EXIT_CODE.get(exit_code, "suspicious")
-            if exit_code is None:
-                status = "not checked"
+            status_of[mutant] = "not checked" if exit_code is None else status
+        mutants_of[path] = list(status_of)
+        survivors = {m for m, status in status_of.items() if status not in KILLED}
+        keys = keys_of(path, list(status_of), survivors)
+        for mutant in sorted(status_of, key=lambda m: (function_of(m), mutant_number(m))):
+            status = status_of[mutant]
             counts["total"] += 1
             if status in KILLED:
                 counts["killed"] += 1
                 continue
-            key = diff_key(mutant, path)
+            key = keys[mutant]
             if key in equivalents:
                 counts["equivalent"] += 1
                 used.add(key)
@@ -226,30 +297,64 @@ def judge(stage: Path, files: list[str], target: float, seconds: float) -> int:
 
     for mutant, key, status in open_survivors:
         print(f"\n# {mutant}: {status}\n{format_key(key)}")
-    stale = [key for key in equivalents if key not in used]
+    # An entry is judged when its function is in a module of this run, or
+    # when the run covered every gated module (then an entry whose function
+    # is nowhere names code that no longer exists): an entry for the kit is
+    # not stale in a run of the backends alone.
+    functions = {function_of(m) for path in per_module for m in mutants_of[path]}
+    whole = set(BACKENDS + KIT) <= set(files)
+    stale = [key for key in equivalents if key not in used and (key[0] in functions or whole)]
     for key in stale:
-        print(f"\nnote: equivalents entry matches no surviving mutant now:\n{format_key(key)}")
-    judged = counts["total"] - counts["equivalent"]
-    score = counts["killed"] / judged if judged else 1.0
+        print(f"\nSTALE: equivalents entry matches no surviving mutant now:\n{format_key(key)}")
     print("\nsurvivors by function:", dict(by_function.most_common()) or "none")
-    print(
-        f"\nmutation: total {counts['total']}, killed {counts['killed']}, "
+    print()
+    for path, counts in per_module.items():
+        print(_figures(path + ("" if path in files else " (--also, not gated)"), counts))
+    gated: Counter[str] = Counter()
+    for path in files:
+        gated.update(per_module[path])
+    score = _score(gated)
+    print(_figures("gate", gated) + f" (target {target:.0%}), {seconds / 60:.1f} min")
+    if stale:
+        print(f"mutation: {len(stale)} stale equivalents entries: delete or re-key them")
+    return 0 if score >= target and not stale else 1
+
+
+def _score(counts: Counter[str]) -> float:
+    judged = counts["total"] - counts["equivalent"]
+    return counts["killed"] / judged if judged else 1.0
+
+
+def _figures(name: str, counts: Counter[str]) -> str:
+    raw = counts["killed"] / counts["total"] if counts["total"] else 1.0
+    return (
+        f"mutation {name}: total {counts['total']}, killed {counts['killed']}, "
         f"survived {counts['survived']}, equivalent {counts['equivalent']}, "
-        f"no-test {counts['no tests']}, score {score:.1%} "
-        f"(target {target:.0%}), {seconds / 60:.1f} min"
+        f"no-test {counts['no tests']}, score {_score(counts):.1%} of non-equivalent, "
+        f"raw {raw:.1%} (killed / all)"
     )
-    return 0 if score >= target else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", type=Path, default=DEFAULT_STAGE)
-    parser.add_argument("--kit", action="store_true", help="also mutate testing/contract.py")
+    parser.add_argument(
+        "--modules",
+        choices=["all", *PARTS],
+        default="all",
+        help="the gated part to run: backends, kit, or all (default)",
+    )
+    parser.add_argument(
+        "--also",
+        action="store_true",
+        help="also measure the rest of the package (CLI, records, errors, lowlevel); not gated",
+    )
     parser.add_argument("--target", type=float, default=0.90)
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep the stage's earlier results; rerun only the named or open mutants",
+        help="keep the stage's earlier results; rerun only the named or open mutants "
+        "(mutmut then knows no tests of a function added since: run afresh for those)",
     )
     parser.add_argument("--report-only", action="store_true", help="judge the stage as it is")
     parser.add_argument("mutants", nargs="*", help="mutmut names to (re)run (with --reuse)")
@@ -257,18 +362,20 @@ def main() -> int:
     if sys.version_info < (3, 11):
         # PYTHONSAFEPATH (3.11) keeps the tests' Python children off the mutants.
         parser.error("needs Python 3.11 or newer")
-    files = BACKENDS + (KIT if args.kit else [])
+    files = BACKENDS + KIT if args.modules == "all" else PARTS[args.modules]
+    measured = ALSO if args.also else []
     stage = args.stage.resolve()
     started = time.monotonic()
     if not args.report_only:
         build_stage(stage, args.reuse)
-        tests = [test for test in FAST_TESTS if (REPO / test).exists()]
-        write_config(stage, files, tests)
+        wanted = FAST_TESTS + (KIT_TESTS if files != BACKENDS else []) + (ALSO_TESTS * args.also)
+        tests = [test for test in wanted if (REPO / test).exists()]
+        write_config(stage, files + measured, tests)
         code = run_mutmut(stage, args.mutants)
         if code != 0:
             print(f"mutmut run failed with exit code {code}", file=sys.stderr)
             return code
-    return judge(stage, files, args.target, time.monotonic() - started)
+    return judge(stage, files, measured, args.target, time.monotonic() - started)
 
 
 if __name__ == "__main__":
