@@ -1100,6 +1100,7 @@ def _check_live_outcomes(found: dict[str, dict[str, object]], as_root: bool) -> 
         assert set(outcome["broken"]) == expected, f"{name}: {outcome['text']}"  # type: ignore[call-overload]
 
 
+@pytest.mark.worlds
 @pytest.mark.skipif(not LINUX, reason="the broken wrappers read procfs")
 @pytest.mark.skipif(NO_LOGINS is not None, reason=f"no logins can be made here: {NO_LOGINS}")
 def test_check_contract_catches_broken_live_backends() -> None:
@@ -1111,6 +1112,7 @@ def test_check_contract_catches_broken_live_backends() -> None:
     _check_live_outcomes(found, as_root=IS_ROOT)
 
 
+@pytest.mark.worlds
 @pytest.mark.skipif(not (LINUX and IS_ROOT), reason="needs root on Linux to become nobody")
 def test_check_contract_catches_broken_live_backends_as_nobody() -> None:
     # The same as user nobody (uid 65534), whose children may each start
@@ -1413,6 +1415,7 @@ def test_a_caller_in_a_login_without_audit_rights_hears_what_was_left_out() -> N
     assert "PID reuse" in result["notes"]["C5"], result["text"]
 
 
+@pytest.mark.worlds
 @pytest.mark.skipif(not LINUX, reason="sizes measured on Linux worlds; Windows runs the default")
 def test_the_generated_worlds_knob(monkeypatch: pytest.MonkeyPatch) -> None:
     """worlds= and size= (or their environment variables) set how much is
