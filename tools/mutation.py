@@ -131,7 +131,7 @@ def build_stage(stage: Path, reuse: bool) -> None:
     stage.mkdir(parents=True, exist_ok=True)
     (stage / STAGE_MARKER).write_text("made by tools/mutation.py; deleted by its next run\n")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis")
-    for name in ("sessionid_cffi", "tests"):
+    for name in ("sessionid_cffi", "tests", "docs"):  # docs: tests run their examples
         shutil.rmtree(stage / name, ignore_errors=True)
         shutil.copytree(REPO / name, stage / name, ignore=ignore)
     shutil.copytree(REPO / "emulation", stage / "sessionid_cffi" / "emulation", ignore=ignore)
