@@ -150,6 +150,8 @@ def write_config(stage: Path, files: list[str], tests: list[str], pytest_args: l
         f"only_mutate = {toml_list(files)}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
         f"pytest_add_cli_args = {toml_list(pytest_args)}\n"
+        # mutmut runs the tests in mutants/: the docs whose examples they run go too.
+        'also_copy = ["docs"]\n'
         # The stage is not a git checkout; mutmut must not ask git what changed.
         "use_git_change_detection = false\n"
     )
