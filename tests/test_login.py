@@ -23,6 +23,8 @@ from _sshd import Sshd, sshd  # noqa: F401 - the fixture
 
 import sessionid_cffi as s
 
+from conftest import IS_ROOT
+
 COMMAND = [sys.executable, "-m", "sessionid_cffi"]
 # From tests/, not the checkout's root (see test_cli.NEUTRAL).
 NEUTRAL = os.path.dirname(os.path.abspath(__file__))
@@ -286,7 +288,7 @@ def plain_row(session: int) -> list[str]:
 def test_a_login_forged_by_nobody_is_not_verified(claimed: int) -> None:
     # Issue 20: a process whose loginuid is unset may set it once, to any uid,
     # without privilege. As nobody: claim root's login and pose as sshd.
-    if os.geteuid() != 0:
+    if not IS_ROOT:  # root on Linux (Windows has no geteuid)
         pytest.skip("needs root to start a process as nobody")
     if own_login_uid() != UNSET:
         pytest.skip("this test runs inside a login: its children cannot set the login uid")
@@ -311,7 +313,7 @@ def test_a_login_forged_by_nobody_is_not_verified(claimed: int) -> None:
 
 @pytest.mark.parametrize("uid", [0, 1000])
 def test_a_login_made_by_root_is_verified(uid: int) -> None:
-    if os.geteuid() != 0:
+    if not IS_ROOT:  # root on Linux (Windows has no geteuid)
         pytest.skip("needs root to write a login uid")
     login, session = made_login(f"echo {uid} > /proc/self/loginuid")
     try:
@@ -332,7 +334,7 @@ def test_a_login_whose_maker_became_root_through_setuid_is_not_verified(
     # nobody sets the login uid, then runs a setuid-root program: the
     # process is owned by root (effective uid 0) but its real uid is nobody;
     # and where nobody's shell that started it stays, its parent is nobody.
-    if os.geteuid() != 0:
+    if not IS_ROOT:  # root on Linux (Windows has no geteuid)
         pytest.skip("needs root to make a setuid program")
     if own_login_uid() != UNSET:
         pytest.skip("this test runs inside a login: its children cannot set the login uid")
@@ -341,9 +343,13 @@ def test_a_login_whose_maker_became_root_through_setuid_is_not_verified(
     shutil.copy("/bin/sleep", program)
     os.chmod(folder, 0o755)
     os.chmod(program, 0o4755)
-    script = f"echo 0 > /proc/self/loginuid; cat /proc/self/sessionid; echo; exec {program} 900"
+    script = (
+        "echo 0 > /proc/self/loginuid; echo session $(cat /proc/self/sessionid); "
+        f"exec {program} 900"
+    )
     if parent_stays:  # a subshell makes the login, its nobody parent waits
-        script = f"( {script} ) & echo $!; wait"
+        # Labelled lines: the subshell and its parent print in either order.
+        script = f"( {script} ) & echo leader $!; wait"
     forger = subprocess.Popen(
         ["bash", "-c", script],
         stdout=subprocess.PIPE,
@@ -353,8 +359,9 @@ def test_a_login_whose_maker_became_root_through_setuid_is_not_verified(
     )
     try:
         assert forger.stdout is not None
-        leader = int(forger.stdout.readline()) if parent_stays else forger.pid
-        session = int(forger.stdout.readline())
+        said = dict(forger.stdout.readline().split() for _ in range(1 + parent_stays))
+        leader = int(said["leader"]) if parent_stays else forger.pid
+        session = int(said["session"])
         deadline = time.monotonic() + 10
         while os.stat(f"/proc/{leader}").st_uid != 0:  # the exec has happened
             assert time.monotonic() < deadline
@@ -376,7 +383,7 @@ def test_a_login_whose_maker_dropped_to_its_own_user_cannot_be_told() -> None:
     # What systemd's user@.service does: root writes the user's uid, then the
     # process becomes that user. A service of that user forging its own
     # login looks the same from outside (root parent, own uid as login uid).
-    if os.geteuid() != 0:
+    if not IS_ROOT:  # root on Linux (Windows has no geteuid)
         pytest.skip("needs root to write a login uid")
     code = (
         "import os, sys\n"
