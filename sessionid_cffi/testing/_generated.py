@@ -326,7 +326,12 @@ def _fates(forest: RealForest, rng: random.Random) -> None:
 
     candidates = [p for p in forest.procs if not p.tids and _may_exit(p)]
     rng.shuffle(candidates)
-    candidates.sort(key=lambda p: (p.session != forest.self_session, depth(p)), reverse=True)
+    # Inside logins first, then processes whose parent is a world process
+    # (an orphan's real parent is the caller, its subreaper), deepest first:
+    # the first one chosen becomes a zombie held away from the caller.
+    candidates.sort(
+        key=lambda p: (p.session != forest.self_session, not p.orphan, depth(p)), reverse=True
+    )
     chosen: list[Proc] = []
     for proc in candidates:
         # A zombie's parent stays alive and holds it (orphans at depth are
