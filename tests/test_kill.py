@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 from test_cli import valid
+from test_pid_reuse import LOGINS
 
 import sessionid_cffi as sid
 
@@ -350,26 +351,15 @@ def test_the_model_backend_removes_the_members() -> None:
     assert model.processes() == {11: 1, 12: 2, os.getpid(): 1}
 
 
-SCENE = r"""
+SCENE = (
+    r"""
 import json, os, signal, subprocess
 import sessionid_cffi as sid
 from sessionid_cffi import _kill as kill_module
 from sessionid_cffi.emulation import procfs as procfs_module
-
-LOGIN = 'echo $0 > /proc/self/loginuid || exit; read s < /proc/self/sessionid; echo $s; exec cat'
-uids = iter(range(2000, 3000))
-
-
-def login():
-    process = subprocess.Popen(["sh", "-c", LOGIN, str(next(uids))], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
-    return process, int(process.stdout.readline())
-
-
-def end(process):
-    process.kill()
-    process.wait()
-    process.stdin.close(); process.stdout.close()
+"""
+    + LOGINS
+    + r"""
 
 
 class Steps:
@@ -456,6 +446,7 @@ for k in range(first[0], total + 1):
     end(newcomer)
 print(json.dumps(report))
 """
+)
 
 
 @needs_login

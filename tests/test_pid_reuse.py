@@ -37,15 +37,11 @@ from conftest import needs_root
 
 pytestmark = needs_root
 
-SCENE = r"""
-import json, os, subprocess, sys
-from sessionid_cffi import ProcessNotFoundError
-from sessionid_cffi.emulation import procfs as procfs_module
-
-backend = procfs_module.ProcfsBackend()
-# A fresh login per process: sh writes its loginuid (a new audit session),
-# reports the session from its own sessionid, then waits on stdin.
-# (sessionid ends without a newline: read fails at EOF but sets s.)
+# Scene helpers (test_kill.py's reuse scene uses them too): a fresh login
+# per process: sh writes its loginuid (a new audit session), reports the
+# session from its own sessionid, then waits on stdin. (sessionid ends
+# without a newline: read fails at EOF but sets s.)
+LOGINS = r"""
 LOGIN = 'echo $0 > /proc/self/loginuid || exit; read s < /proc/self/sessionid; echo $s; exec cat'
 uids = iter(range(2000, 3000))
 
@@ -60,6 +56,18 @@ def end(process):
     process.kill()
     process.wait()  # reaped: its PID is free again
     process.stdin.close(); process.stdout.close()
+"""
+
+SCENE = (
+    r"""
+import json, os, subprocess, sys
+from sessionid_cffi import ProcessNotFoundError
+from sessionid_cffi.emulation import procfs as procfs_module
+
+backend = procfs_module.ProcfsBackend()
+"""
+    + LOGINS
+    + r"""
 
 
 class Steps:
@@ -149,6 +157,7 @@ for query in QUERIES:
         end(newcomer)
 print(json.dumps(report))
 """
+)
 
 
 def run_scene() -> dict[str, object]:
