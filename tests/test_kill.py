@@ -46,6 +46,7 @@ if sys.argv[2] == 'spawner':
     subprocess.Popen(['sh', '-c', 'read line; sleep 2000'], stdout=subprocess.DEVNULL)
 if sys.argv[2] == 'stubborn':
     subprocess.Popen(['sh', '-c', 'trap "" TERM; while :; do sleep 0.05; done'], **quiet)
+print('ready', flush=True)
 sys.stdin.read()
 """
 
@@ -93,10 +94,16 @@ class World:
         )
         assert self.process.stdout is not None
         self.session = int(self.process.stdout.readline())  # the child's own report
-        # The login, 3 sleeps, and the loop's shell (and a child of it).
+        assert self.process.stdout.readline() == "ready\n"  # every member started
+        # The login, 3 sleeps, and the loop's shell (and a child of it). The
+        # double fork's shells come and go on their own: the three
+        # `sleep 1000` must all run, and only they count towards `want`.
         want = {"forker": 6, "stubborn": 5, "spawner": 5}.get(kind, 4)
         deadline = time.monotonic() + 10
-        while len(running(self.session)) < want:
+        while (
+            len(running_with(self.session, b"sleep\x001000")) != 3
+            or len(running(self.session)) < want
+        ):
             assert time.monotonic() < deadline, members(self.session)
             time.sleep(0.02)
 

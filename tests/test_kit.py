@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -773,6 +774,7 @@ def test_the_intact_scene_keeps_every_rule() -> None:
 
 LIVE_BROKEN = """
 import os
+import random
 import time
 
 import sessionid_cffi
@@ -1440,3 +1442,61 @@ def test_the_generated_worlds_knob(monkeypatch: pytest.MonkeyPatch) -> None:
         check_contract(live, rules=["C2"], size=0)
     with pytest.raises(ValueError, match="not with world="):
         check_contract(live, world=LiveWorld(), seed=1)
+
+
+@pytest.mark.parametrize("root", [True, False], ids=["root", "nobody"])
+def test_every_generated_world_keeps_each_depth_running_inside_a_login(
+    root: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the seed and the fates (exits, reaps), a generated world
+    keeps, running inside a login, a process at each depth 1-4 of the real
+    process tree (the parent of a non-orphan is its world parent; an
+    orphan's is the caller, its subreaper) and a grandchild through an
+    adopted orphan: a backend wrong only at one depth cannot pass for lack
+    of such a process (a CI run drew a world whose grandchildren had all
+    exited). Built on a recording forest: the plan is checked, not the OS."""
+    from sessionid_cffi.testing import _forest, _generated
+
+    monkeypatch.setattr(_generated, "LINUX", True)
+    monkeypatch.setattr(_generated, "WINDOWS", False)
+    monkeypatch.setattr(_generated, "can_login", lambda: True)
+    monkeypatch.setattr(_generated, "root_may_login", lambda: root)
+
+    class Recording(_forest.SimForest):
+        def setsid(self, proc: object) -> None:
+            pass
+
+        def nohup(self, proc: object) -> None:
+            pass
+
+        def spawn(self, parent: object, *, orphan: bool = False) -> object:
+            proc = super().spawn(parent, orphan=orphan)  # type: ignore[arg-type]
+            proc.login_set = bool(parent and parent.login_set)  # type: ignore[attr-defined]
+            return proc
+
+        def login(self, proc: object, uid: int | None = None) -> None:
+            super().login(proc, uid)  # type: ignore[arg-type]
+            proc.login_set = True  # type: ignore[attr-defined]
+
+    def real_depth(proc: object) -> int | None:
+        """Depth below the caller with every ancestor running; None if broken."""
+        level = 0
+        while proc is not None:
+            if proc.state != "alive":  # type: ignore[attr-defined]
+                return None
+            level += 1
+            proc = None if proc.orphan else proc.parent  # type: ignore[attr-defined]
+        return level
+
+    for seed in range(300):
+        forest = Recording()
+        _generated._build(forest, random.Random(seed), 16, _generated.Judgement())
+        inside = [p for p in forest.procs if p.session != forest.self_session]
+        depths = {real_depth(p) for p in inside}
+        assert {1, 2, 3, 4} <= depths, (seed, depths)
+        assert any(
+            p.state == "alive" and p.orphan and p.parent is not None and real_depth(p) == 1
+            for p in inside
+        ), seed
+        assert [p for p in forest.procs if p.state == "exited"], seed  # zombies still made
+        assert [p for p in forest.procs if p.state == "gone"], seed  # and reaped PIDs

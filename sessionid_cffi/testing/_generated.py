@@ -269,12 +269,16 @@ def _build(forest: RealForest, rng: random.Random, size: int, judgement: Judgeme
         )
     # Spine A: a direct child logs in; its line goes 4 levels deep, and as
     # root one deeper level logs in again (a session of its own below a login).
+    # It never exits (``keep``): whatever the fates, a running process inside
+    # a login stays at every depth from 1 to 4 of the real process tree.
     parent: Proc | None = None
     relogin = rng.randrange(1, 4)
+    keep: list[Proc] = []
     for level in range(4):
-        proc = forest.spawn(parent, orphan=LINUX and level >= 2 and rng.random() < 0.5)
+        proc = forest.spawn(parent)
         if (level == 0 or level == relogin) and _may_login(proc):
             forest.login(proc)
+        keep.append(proc)
         parent = proc
     # Spine B: the direct child stays in the caller's session, a deeper
     # level logs in.
@@ -286,10 +290,14 @@ def _build(forest: RealForest, rng: random.Random, size: int, judgement: Judgeme
             forest.login(proc)
         parent = proc
     # A tree the caller did not start: through an intermediary that exits.
+    # The orphan at depth and its child keep running (an orphan adopted by
+    # the caller, and a grandchild through it); the random part adds orphans
+    # at any depth that may exit.
     orphan = forest.spawn(None, orphan=True)
     if _may_login(orphan):
         forest.login(orphan)
-    forest.spawn(forest.spawn(orphan, orphan=LINUX))
+    adopted = forest.spawn(orphan, orphan=LINUX)
+    keep += [adopted, forest.spawn(adopted)]
     if LINUX:  # setsid and nohup, inside a login
         for proc in rng.sample(
             [p for p in forest.procs if p.session != forest.self_session] or forest.procs, k=2
@@ -310,13 +318,13 @@ def _build(forest: RealForest, rng: random.Random, size: int, judgement: Judgeme
     deep = [p for p in forest.procs if p.session != forest.self_session]
     for proc in rng.sample(forest.procs, k=2) + deep[-1:]:
         forest.add_thread(proc)
-    _fates(forest, rng)
+    _fates(forest, rng, keep)
 
 
-def _fates(forest: RealForest, rng: random.Random) -> None:
+def _fates(forest: RealForest, rng: random.Random, keep: list[Proc]) -> None:
     """Exit processes away from the caller (held: zombies, or by a handle),
     the deepest first, inside logins first, never one whose child exited
-    (it holds that zombie); reap every other one."""
+    (it holds that zombie) nor one of ``keep``; reap every other one."""
 
     def depth(proc: Proc) -> int:
         level, up = 0, proc.parent
@@ -324,7 +332,7 @@ def _fates(forest: RealForest, rng: random.Random) -> None:
             level, up = level + 1, up.parent
         return level
 
-    candidates = [p for p in forest.procs if not p.tids and _may_exit(p)]
+    candidates = [p for p in forest.procs if not p.tids and p not in keep and _may_exit(p)]
     rng.shuffle(candidates)
     # Inside logins first, then processes whose parent is a world process
     # (an orphan's real parent is the caller, its subreaper), deepest first:
