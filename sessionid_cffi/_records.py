@@ -44,6 +44,9 @@ if TYPE_CHECKING:
         process_count: int = 0
         is_console: bool = False
         verified: bool | None = None
+        host: str | None = None
+        service: str | None = None
+        idle: float | None = None
 
 
 _PROCESS_DOC = """One process, as ``process_records()`` lists it (the ``ps`` columns).
@@ -102,6 +105,22 @@ _SESSION_FIELDS = (
         " service is (Linux); False when a process not owned by root could have set the"
         " login uid itself (a forged login); None when it cannot be told, for session 0"
         " and on Windows (docs/linux.md, 'Forged logins').",
+    ),
+    (
+        "host",
+        "Where the login came from (``w``'s FROM, loginctl's RemoteHost): the remote"
+        " address or name of an ssh login (Linux), the client address of a remote"
+        " desktop session (Windows); None for a local login or where it cannot be told.",
+    ),
+    (
+        "service",
+        "What started the login, in loginctl's terms (``sshd``, ``login``, ``cron``,"
+        " ``su``, ...; Windows: the WinStation's protocol), or None when unknown.",
+    ),
+    (
+        "idle",
+        "Seconds since the session's terminal last saw input (as ``w`` computes IDLE),"
+        " or None for a session without a terminal or where it cannot be told.",
     ),
 )
 

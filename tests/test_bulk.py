@@ -119,8 +119,10 @@ def test_bulk_views_agree_with_the_table(table: dict[int, int], data: st.DataObj
 
 
 def test_session_info_is_a_named_tuple() -> None:
-    info = SessionInfo(3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True, False)
-    session_id, uid, user, leader, tty, since, count, console, verified = info
+    info = SessionInfo(
+        3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True, False, "10.0.0.9", "sshd", 7.5
+    )
+    session_id, uid, user, leader, tty, since, count, console, verified, host, service, idle = info
     assert (session_id, uid, user, leader, tty, since, count, console, verified) == (
         3,
         1000,
@@ -132,6 +134,7 @@ def test_session_info_is_a_named_tuple() -> None:
         True,
         False,
     )
+    assert (host, service, idle) == ("10.0.0.9", "sshd", 7.5)
     assert info._asdict() == {
         "session_id": 3,
         "uid": 1000,
@@ -142,8 +145,11 @@ def test_session_info_is_a_named_tuple() -> None:
         "process_count": 2,
         "is_console": True,
         "verified": False,
+        "host": "10.0.0.9",
+        "service": "sshd",
+        "idle": 7.5,
     }
-    assert json.loads(json.dumps(info)) == [3, 1000, "alice", 4242, "pts/3", 1.5e9, 2, True, False]
+    assert json.loads(json.dumps(info)) == list(info)
     assert json.loads(json.dumps(info._asdict())) == info._asdict()
     assert info == SessionInfo(*info)
     assert info != info._replace(process_count=3)
@@ -156,7 +162,8 @@ def test_session_info_is_a_named_tuple() -> None:
     with pytest.raises(AttributeError):
         info.extra = 1  # type: ignore[attr-defined]
     # Issue 17: the session and keywords, the rest defaulted.
-    assert SessionInfo(3, user="alice") == (3, None, "alice", None, None, None, 0, False, None)
+    defaulted = (3, None, "alice", None, None, None, 0, False, None, None, None, None)
+    assert SessionInfo(3, user="alice") == defaulted
     with pytest.raises(TypeError, match="missing"):
         SessionInfo(user="alice")  # type: ignore[call-arg]
 
