@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
     from typing import NoReturn
 
-    from ._records import ProcessRecord
+    from ._records import ProcessRecord, SessionInfo
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_NOT_FOUND = EXIT_FAILED  # the name older code and tests use
@@ -46,7 +46,7 @@ USAGE = """\
 usage: sessionid [--json] [--backend NAME] [-w] [PID ...]
        sessionid [--json] [--backend NAME] [-w] ps [-o COLUMNS] [--no-header]
                  [-p PID,...] [--session N,...] [--user USER,...]
-       sessionid [--json] [--backend NAME] [-w] sessions [--no-header]
+       sessionid [--json] [--backend NAME] [-w] sessions [-o COLUMNS] [--no-header]
        sessionid [--json] [--backend NAME] kill [-s SIGNAL] [--dry-run] [--force]
                  SESSION ...
 """
@@ -62,7 +62,8 @@ forms:
   sessionid ps          processes, sorted by session, then PID; columns
                         PID SESSION USER LOGIN COMMAND unless -o says
   sessionid sessions    every session: SESSION UID USER LEADER TTY SINCE
-                        PROCESSES CONSOLE VERIFIED (CONSOLE: * for the console
+                        PROCESSES CONSOLE VERIFIED FROM SERVICE IDLE unless
+                        -o says (CONSOLE: * for the console
                         session; VERIFIED: yes when a root-owned process
                         started the login, NO when a process not owned by
                         root could have forged it, - when it cannot be told)
@@ -76,7 +77,9 @@ options:
                         schema.json in the sessionid_cffi package)
   --backend NAME        answer with backend kernel32, procfs or model
   -o, --format COLUMNS  ps: comma-separated columns, any of
-                        pid ppid session uid user luid login tty comm args
+                        pid ppid session uid user luid login tty comm args;
+                        sessions: any of session uid user leader tty since
+                        processes console verified from service idle
   --no-header           ps, sessions: print no header line
   -w, --wide            on a terminal, rows are cut at its width (as in ps):
                         once, at 132 columns at least; twice, never cut
@@ -154,17 +157,23 @@ _FIELD_INDEX = {
 }
 
 _BY_SESSION_THEN_PID = itemgetter(1, 0)
-SESSION_HEADER = (
-    "SESSION",
-    "UID",
-    "USER",
-    "LEADER",
-    "TTY",
-    "SINCE",
-    "PROCESSES",
-    "CONSOLE",
-    "VERIFIED",
-)
+#: sessions column -> (header, SessionInfo field, right-aligned); the
+#: table shows them all, in this order, unless -o picks some.
+SESSION_COLUMNS = {
+    "session": ("SESSION", "session_id", True),
+    "uid": ("UID", "uid", True),
+    "user": ("USER", "user", False),
+    "leader": ("LEADER", "leader", True),
+    "tty": ("TTY", "tty", False),
+    "since": ("SINCE", "since", False),
+    "processes": ("PROCESSES", "process_count", True),
+    "console": ("CONSOLE", "is_console", False),
+    "verified": ("VERIFIED", "verified", False),
+    "from": ("FROM", "host", False),
+    "service": ("SERVICE", "service", False),
+    "idle": ("IDLE", "idle", True),
+}
+SESSION_HEADER = tuple(header for header, _, _ in SESSION_COLUMNS.values())
 # NO in capitals: a session whose login uid a non-root process could have set.
 _VERIFIED_MARK = {True: "yes", False: "NO", None: "-"}
 
@@ -276,12 +285,7 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
         elif name == "--signal":
             args.signal = value
         elif name == "--format":
-            for column in _list(value, name):
-                if column not in COLUMNS:
-                    raise UsageError(
-                        f"unknown column {column!r} for -o; choose from: {', '.join(COLUMNS)}"
-                    )
-                args.columns.append(column)
+            args.columns += _list(value, name)  # checked once the command is known
         elif name == "--pid":
             found = {_dword(item, "a PID for --pid") for item in _list(value, name)}
             args.select_pids = found | (args.select_pids or set())
@@ -306,7 +310,13 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
             raise UsageError(f"{args.form} takes no arguments, got {words[1]!r}")
     else:
         args.pids = [_dword(word, "a PID") for word in words]
-    misplaced = sorted(given.intersection(_PS_ONLY)) if args.form != "ps" else []
+    known = SESSION_COLUMNS if args.form == "sessions" else COLUMNS
+    for column in args.columns:
+        if column not in known:
+            raise UsageError(f"unknown column {column!r} for -o; choose from: {', '.join(known)}")
+    sessions_too = ("--format",) if args.form == "sessions" else ()
+    misplaced = sorted(given.intersection(_PS_ONLY).difference(sessions_too))
+    misplaced = misplaced if args.form != "ps" else []
     if misplaced:
         raise UsageError(f"{misplaced[0]} goes with ps only (sessionid ps {misplaced[0]} ...)")
     misplaced = sorted(given.intersection(_KILL_ONLY)) if args.form != "kill" else []
@@ -712,24 +722,27 @@ def _sessions(args: _Args) -> int:
             ]
         }
         return _write(_dump(document))
-    rows = [
-        [
-            str(info.session_id),
-            _cell(info.uid),
-            _cell(info.user if info.user is not None else info.uid),
-            _cell(info.leader),
-            _cell(info.tty),
-            _cell(_iso(info.since)),
-            str(info.process_count),
-            "*" if info.is_console else "-",
-            _VERIFIED_MARK[info.verified],
-        ]
-        for info in listed
-    ]
-    header = SESSION_HEADER if args.header else None
-    right = (True, True, False, True, False, False, True, False, False)
-    columns = [list(column) for column in zip(*rows, strict=True)] or [[] for _ in right]
+    names = args.columns or list(SESSION_COLUMNS)
+    columns = [[_session_cell(info, name) for info in listed] for name in names]
+    header = [SESSION_COLUMNS[name][0] for name in names] if args.header else None
+    right = [SESSION_COLUMNS[name][2] for name in names]
     return _write_lines(_table(header, columns, right), args)
+
+
+def _session_cell(info: "SessionInfo", name: str) -> str:
+    """One cell of the sessions table: a missing value prints as -."""
+    value = getattr(info, SESSION_COLUMNS[name][1])
+    if name == "user" and value is None:
+        value = info.uid  # the number where passwd has no name, as ps does
+    elif name == "since":
+        value = _iso(value)
+    elif name == "console":
+        return "*" if value else "-"
+    elif name == "verified":
+        return _VERIFIED_MARK[value]
+    elif name in ("session", "processes"):
+        return str(value)
+    return _cell(value)
 
 
 def _line_limit(wide: int) -> int | None:

@@ -353,10 +353,13 @@ def test_sessions_lists_the_own_session() -> None:
         "PROCESSES",
         "CONSOLE",
         "VERIFIED",
+        "FROM",
+        "SERVICE",
+        "IDLE",
     ]
     rows = {int(line.split()[0]): line.split() for line in lines[1:]}
     assert s.current_session_id() in rows
-    assert all(len(row) == 9 and row[7] in ("*", "-") for row in rows.values())
+    assert all(len(row) == 12 and row[7] in ("*", "-") for row in rows.values())
     assert all(row[8] in ("yes", "NO", "-") for row in rows.values())
 
 

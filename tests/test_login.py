@@ -228,7 +228,7 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
         ).stdout.splitlines()
         [line] = [ln.split() for ln in plain if ln.split()[0] == str(session)]
         assert line[:5] == [str(session), "0", "root", str(leader), tty.removeprefix("/dev/")]
-        assert line[-1] == "yes"
+        assert line[8] == "yes"  # VERIFIED
         ps = subprocess.run(
             [*COMMAND, "ps", "-p", str(shell), "-o", "pid,tty,user,login,comm"],
             capture_output=True,
@@ -301,7 +301,7 @@ def test_a_login_forged_by_nobody_is_not_verified(claimed: int) -> None:
         assert row["verified"] is False
         line = plain_row(session)
         assert line[1:2] + line[3:4] == [str(claimed), str(forger.pid)]
-        assert line[-1] == "NO"
+        assert line[8] == "NO"  # VERIFIED
         [info] = [i for i in s.sessions() if i.session_id == session]
         assert info.verified is False
     finally:
@@ -319,7 +319,7 @@ def test_a_login_made_by_root_is_verified(uid: int) -> None:
     try:
         row = session_row(session)
         assert (row["uid"], row["leader"], row["verified"]) == (uid, login.pid, True)
-        assert plain_row(session)[-1] == "yes"
+        assert plain_row(session)[8] == "yes"
     finally:
         login.kill()
         login.wait()
@@ -404,7 +404,7 @@ def test_a_login_whose_maker_dropped_to_its_own_user_cannot_be_told() -> None:
         row = session_row(session)
         assert (row["uid"], row["leader"]) == (1000, login.pid)
         assert row["verified"] is None
-        assert plain_row(session)[-1] == "-"
+        assert plain_row(session)[8] == "-"
     finally:
         login.kill()
         login.wait()
