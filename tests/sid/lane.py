@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -42,6 +40,9 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the lanes' shared part
+from _lane import STAMP, LaneError, is_done, log, mark_done, pip, stamp_key, tox_wheel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +80,6 @@ DEFAULT_PYTEST_ARGS = ["-m", "not slow", "tests"]
 MUST_RUN = ("tests.test_login", "tests.test_locked_down", "tests.test_pid_reuse")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LANE_DIR = "/opt/sessionid-lane"  # inside the chroot
-STAMP = ".lane-stamp"
 
 # Runs in a fresh mount namespace (unshare -m, private propagation): the
 # chroot becomes a mount point of its own, with the kernel's /proc, the
@@ -94,10 +94,6 @@ mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 mount -t tmpfs -o mode=755 tmpfs "$root/run"
 exec chroot "$root" "$@"
 """
-
-
-class LaneError(Exception):
-    """A failure reported as one line: what went wrong (how to fix it)."""
 
 
 def main(argv: list[str]) -> int:
@@ -334,11 +330,8 @@ def copy_checkout(src: Path, tar: Path) -> None:
 
 def project_wheel(given: Path | None, dist: Path) -> Path:
     """Copy the --wheel, else the wheel tox built, else one built now, into dist."""
-    tox_wheels = [
-        p for p in os.environ.get("TOX_PACKAGE", "").split(os.pathsep) if p.endswith(".whl")
-    ]
-    if given is None and tox_wheels:
-        given = Path(tox_wheels[0])
+    if given is None:
+        given = tox_wheel()
     dist.mkdir(parents=True)
     if given is None:
         log(f"building the project wheel from {REPO_ROOT}")
@@ -361,32 +354,6 @@ def remove_tree(path: Path) -> None:
             if (line.split()[4] + "/").startswith(prefix):
                 raise LaneError(f"{line.split()[4]} is mounted: unmount it before rebuilding")
     shutil.rmtree(path)
-
-
-def pip(*args: str) -> None:
-    command = [sys.executable, "-m", "pip", *args]
-    if subprocess.run(command, stdout=sys.stderr, check=False).returncode:
-        raise LaneError(
-            f"pip {args[0]} failed (see pip's output above; it needs the package index)"
-        )
-
-
-def stamp_key(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-
-
-def is_done(folder: Path, key: str) -> bool:
-    """Tell whether a step is done: its stamp, written last, holds the current key."""
-    stamp = folder / STAMP
-    return stamp.is_file() and stamp.read_text() == key
-
-
-def mark_done(folder: Path, key: str) -> None:
-    (folder / STAMP).write_text(key)
-
-
-def log(message: str) -> None:
-    print(f"lane.py: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

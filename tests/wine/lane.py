@@ -17,9 +17,7 @@ is installed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
-import json
 import os
 import select
 import shutil
@@ -30,6 +28,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the lanes' shared part
+from _lane import LaneError, is_done, log, mark_done, pip, stamp_key, tox_wheel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,12 +108,6 @@ except SystemExit as end:
         file.write(str(int(end.code or 0)))
     raise
 """
-
-STAMP = ".lane-stamp"
-
-
-class LaneError(Exception):
-    """A failure reported as one line: what went wrong (how to fix it)."""
 
 
 def main(argv: list[str]) -> int:
@@ -265,12 +260,8 @@ def provision_site(cache: Path, home: Path, version: str, wine: str, env: dict[s
 
 def project_wheel(given: Path | None, dist: Path) -> Path:
     """Pick the --wheel, else the wheel tox built, else build one into dist."""
-    # tox 4 sets TOX_PACKAGE (os.pathsep-joined paths) when it built the package.
-    tox_wheels = [
-        p for p in os.environ.get("TOX_PACKAGE", "").split(os.pathsep) if p.endswith(".whl")
-    ]
-    if given is None and tox_wheels:
-        given = Path(tox_wheels[0])
+    if given is None:
+        given = tox_wheel()
     if given is None:
         log(f"building the project wheel from {REPO_ROOT}")
         pip("wheel", "--no-deps", "-w", str(dist), str(REPO_ROOT))
@@ -336,36 +327,9 @@ def run_wine(command: list[str], env: dict[str, str], out: BinaryIO) -> int:
         return proc.wait()
 
 
-def pip(*args: str) -> None:
-    command = [sys.executable, "-m", "pip", *args]
-    # pip's output goes to stderr, so that --provision-only prints only the path.
-    if subprocess.run(command, stdout=sys.stderr, check=False).returncode:
-        raise LaneError(
-            f"pip {args[0]} failed (see pip's output above; it needs the package index)"
-        )
-
-
 def windows_path(path: Path) -> str:
     """Spell the path as Windows programs see it: Wine maps drive Z: to /."""
     return "Z:" + str(path.resolve()).replace("/", "\\")
-
-
-def stamp_key(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-
-
-def is_done(folder: Path, key: str) -> bool:
-    """Tell whether a step is done: its stamp, written last, holds the current key."""
-    stamp = folder / STAMP
-    return stamp.is_file() and stamp.read_text() == key
-
-
-def mark_done(folder: Path, key: str) -> None:
-    (folder / STAMP).write_text(key)
-
-
-def log(message: str) -> None:
-    print(f"lane.py: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
