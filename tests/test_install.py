@@ -154,6 +154,7 @@ def test_the_unpacked_sdist_passes_its_own_tests(builder: Path, tmp_path: Path) 
         "tests/_forest.py",
         "tests/_handles.py",
         "tests/wine/lane.py",
+        "tests/_lane.py",
         "docs/conf.py",
         "docs/changelog.md",
         "docs/design.md",
