@@ -268,7 +268,7 @@ def process_records(fields: "Iterable[str] | None" = None) -> "list[ProcessRecor
 
 
 #: What sessions() reads of each process.
-_SESSION_FIELDS = frozenset(("uid", "luid", "login", "tty", "started", "ppid"))
+_SESSION_FIELDS = frozenset(("uid", "luid", "login", "tty", "started", "ppid", "comm"))
 
 
 def sessions() -> "list[SessionInfo]":
@@ -321,6 +321,11 @@ def sessions() -> "list[SessionInfo]":
                 None if session == 0 or not known else _verified(backend, first, parent),
             )
         )
+    # Host, service and idle, where the backend can tell them (optional).
+    details = getattr(backend, "session_details", None)
+    if details is not None:
+        described: list[SessionInfo] = details(listed, by_session)
+        return described
     return listed
 
 
