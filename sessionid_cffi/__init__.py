@@ -20,6 +20,7 @@ Windows' services session)::
     sid.processes_in_my_login()           # the same, but NotInLoginError in
                                           # session 0 (services: not a login)
     sid.sessions()                        # one SessionInfo per session
+    sid.users()                           # psutil.users()' view, without utmp
 
 Every failure is a ``SessionIdError`` (an ``OSError``) carrying ``pid``,
 ``winerror`` and ``errno``; a PID that is not an integer in 0 ... 2**32-1
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from ._generated_ffi import ffi
     from ._kill import KillTimeoutError, kill_session
     from ._records import ProcessRecord, SessionInfo
+    from ._users import users
     from .lowlevel import Backend, GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
 
     # The type of backend a ``use_backend(...)`` block hands back.
@@ -425,6 +427,7 @@ __all__ = [
     "session_ids",
     "sessions",
     "use_backend",
+    "users",
 ]
 
 _LAZY = {
@@ -437,6 +440,7 @@ _LAZY = {
     "SessionInfo": "._records",
     "kill_session": "._kill",
     "KillTimeoutError": "._kill",
+    "users": "._users",
 }
 
 
