@@ -231,6 +231,39 @@ def test_a_caller_that_may_not_read_the_logins_processes_gets_none_not_an_error(
     assert shown == ["None", "sshd", "None"]
 
 
+@needs_root
+def test_a_forged_login_posing_as_sshd_has_no_service_and_no_host() -> None:
+    """As nobody, a process may set its unset login uid once (a forged
+    login, verified False) and name itself sshd: the name is not trusted."""
+    folder = Path(tempfile.mkdtemp())  # /tmp: nobody can reach it
+    os.chmod(folder, 0o755)
+    posing = folder / "sshd"
+    posing.symlink_to("/bin/sh")  # comm is the file name exec'd: "sshd"
+    forger = subprocess.Popen(
+        [
+            str(posing),
+            "-c",
+            "echo 0 > /proc/self/loginuid; cat /proc/self/sessionid; echo; read line",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        user=65534,
+    )
+    try:
+        assert forger.stdout is not None
+        session = int(forger.stdout.readline())
+        info = _info(session)
+    finally:
+        _stop(forger)
+        posing.unlink()
+        folder.rmdir()
+    if info.uid is None:
+        pytest.skip("this test runs inside a login: its children cannot set the login uid")
+    assert (info.verified, info.leader) == (False, forger.pid)
+    assert (info.service, info.host) == (None, None)
+
+
 # -- systemd-logind state ---------------------------------------------------
 
 
