@@ -4,7 +4,7 @@ keep). Loaded on first use."""
 
 import sys
 
-from . import _records
+from ._records import _named_tuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
         pid: int | None
 
 else:
-    suser = _records._named_tuple(
+    suser = _named_tuple(
         "suser",
         "One terminal of a login session, as ``psutil.users()`` lists it.",
         (
