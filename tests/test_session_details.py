@@ -394,3 +394,28 @@ def _wait_for_environment(pid: int) -> None:
     deadline = time.monotonic() + 10
     while not Path(f"/proc/{pid}/environ").read_bytes() and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+@needs_root
+def test_inside_a_container_the_login_keeps_its_session_with_nothing_claimed() -> None:
+    """unshare -Urpf --mount-proc in a fresh login: inside, the container's
+    PID 1 reads the host login's session (audit is not namespaced); sessions()
+    there lists it with leader 1, VERIFIED None and no host or service."""
+    code = (
+        "import sessionid_cffi as s; "
+        "own = open('/proc/self/sessionid').read(); "
+        "[i] = [i for i in s.sessions() if i.session_id == int(own)]; "
+        "print(own, i.leader, i.verified, i.host, i.service, i.idle)"
+    )
+    script = (
+        "echo 0 > /proc/self/loginuid; cat /proc/self/sessionid; echo; "
+        f'exec unshare -Urpf --mount-proc {sys.executable} -c "{code}"'
+    )
+    shown = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    if shown[0] in ("0", "4294967295"):
+        pytest.skip("this test runs inside a login: its children cannot set the login uid")
+    outside, inside = shown[0], shown[1]
+    assert inside == outside  # the container's PID 1 is in the host login's session
+    assert shown[2:] == ["1", "None", "None", "None", "None"]
