@@ -73,6 +73,9 @@ def describe(
     run_root: str = getattr(backend, "run_root", "/run")
     logind = logind_sessions(run_root, audit)
     now = time.time()
+    # TCP tables already read, per network namespace: the kernel walks its
+    # whole connection hash for each read (~5 ms a table here), so once a call.
+    tables: dict[str, dict[str, str]] = {}
     described = []
     for info in infos:
         if info.session_id == 0:
@@ -89,7 +92,7 @@ def describe(
             service = _service(proc_root, leader) if info.verified else None
             host = None
             if service == "sshd" and leader is not None:
-                host = _socket_host(proc_root, leader)
+                host = _socket_host(proc_root, leader, tables)
                 if host is None:
                     host = _environment_host(proc_root, members[info.session_id])
         idle = idle_seconds(info.tty, now)
@@ -169,11 +172,14 @@ def _service(proc_root: str, leader: "ProcessRecord | None") -> str | None:
 # -- the host of an ssh login -------------------------------------------
 
 
-def _socket_host(proc_root: str, leader: "ProcessRecord") -> str | None:
+def _socket_host(
+    proc_root: str, leader: "ProcessRecord", tables: dict[str, dict[str, str]]
+) -> str | None:
     """The remote address of the first established TCP connection among
     the leader's descriptors (sshd accepts the client's connection before
     it opens any other), or None when they cannot be read.
 
+    ``tables`` keeps the connections read per network namespace.
     All reads go through one descriptor of ``/proc/<pid>``, which stays
     bound to that process: after checking that it is still the leader
     (same parent and name), a PID reused meanwhile cannot answer."""
@@ -191,9 +197,15 @@ def _socket_host(proc_root: str, leader: "ProcessRecord") -> str | None:
         inodes = _socket_inodes(folder)
         if not inodes:
             return None
-        connections: dict[str, str] = {}
-        for table in ("net/tcp", "net/tcp6"):
-            connections.update(_tcp_peers(_read_at(folder, table, _NET_LIMIT) or b""))
+        try:
+            namespace = os.readlink("ns/net", dir_fd=folder)
+        except OSError:
+            namespace = f"of {leader.pid}"  # not shared: read for this process only
+        connections = tables.get(namespace)
+        if connections is None:
+            connections = tables[namespace] = {}
+            for table in ("net/tcp", "net/tcp6"):
+                connections.update(_tcp_peers(_read_at(folder, table, _NET_LIMIT) or b""))
         for inode in inodes:
             if inode in connections:
                 return connections[inode]

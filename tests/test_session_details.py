@@ -200,7 +200,7 @@ def test_where_sshds_socket_is_unreadable_the_environment_speaks_for_its_own_ses
     forged = "env SSH_CONNECTION='203.0.113.9 4 203.0.113.10 22' "
     login, session, _, _ = _start(sshd, REPORT.replace("exec ", "exec " + forged), tty=False)
     honest, other, _, _ = _start(sshd, tty=False)
-    monkeypatch.setattr(details, "_socket_host", lambda proc_root, leader: None)
+    monkeypatch.setattr(details, "_socket_host", lambda proc_root, leader, tables: None)
     try:
         hosts = {i.session_id: i.host for i in s.sessions()}
     finally:
