@@ -419,3 +419,21 @@ def test_inside_a_container_the_login_keeps_its_session_with_nothing_claimed() -
     outside, inside = shown[0], shown[1]
     assert inside == outside  # the container's PID 1 is in the host login's session
     assert shown[2:] == ["1", "None", "None", "None", "None"]
+
+
+def test_details_load_only_with_sessions() -> None:
+    """The per-process path (import, a query, the ps listing) never loads
+    the details or users() modules: `sessionid ps` has an import budget."""
+    code = (
+        "import sys, sessionid_cffi as s; s.current_session_id(); s.process_records(); "
+        "loaded = lambda: sorted(m for m in sys.modules if m.endswith(('.details', '._users'))); "
+        "print(loaded()); s.sessions(); print(loaded()); s.users(); print(loaded())"
+    )
+    lines = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
+    assert lines == [
+        "[]",
+        "['sessionid_cffi.emulation.details']",
+        "['sessionid_cffi._users', 'sessionid_cffi.emulation.details']",
+    ]
