@@ -138,7 +138,7 @@ def test_users_from_a_backend_that_lists_sessions_itself_as_windows_does() -> No
         s.SessionInfo(2, user="bob", tty="RDP-Tcp#0", since=200.0, host="192.0.2.7"),
         s.SessionInfo(3, tty="RDP-Tcp#1"),  # disconnected, nobody logged on
     ]
-    with s.use_backend(_StationBackend(infos)):  # type: ignore[arg-type]
+    with s.use_backend(_StationBackend(infos)):  # type: ignore[type-var]
         listed = [tuple(entry) for entry in s.users()]
     local = "" if sys.platform.startswith("linux") else None
     assert listed == [
