@@ -10,7 +10,9 @@ the test wrote."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,13 +41,23 @@ def _start(
     session = int(login.stdout.readline())
     terminal = login.stdout.readline().strip()
     shell = int(login.stdout.readline())
+    _remote[login.pid] = shell
     return login, session, terminal, shell
+
+
+# The remote shell of each login (client PID -> shell PID), ended with it:
+# a command login's shell outlives a killed client.
+_remote: dict[int, int] = {}
 
 
 def _stop(*logins: subprocess.Popen[str]) -> None:
     for login in logins:
         login.kill()
         login.wait(timeout=30)
+        shell = _remote.pop(login.pid, None)
+        if shell is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(shell, signal.SIGKILL)
 
 
 def _info(session: int) -> s.SessionInfo:
@@ -262,6 +274,38 @@ def test_a_forged_login_posing_as_sshd_has_no_service_and_no_host() -> None:
         pytest.skip("this test runs inside a login: its children cannot set the login uid")
     assert (info.verified, info.leader) == (False, forger.pid)
     assert (info.service, info.host) == (None, None)
+
+
+@needs_root
+def test_a_console_login_by_login_shows_service_login_and_no_host() -> None:
+    """login(1) on a terminal (script gives it a pty; -f: root needs no
+    password): Debian's /etc/pam.d/login runs pam_loginuid in login itself."""
+    if not os.path.exists("/bin/login") or not os.path.exists("/usr/bin/script"):
+        pytest.skip("needs login(1) and script(1)")
+    console = subprocess.Popen(
+        ["script", "-q", "-c", "login -f root", "/dev/null"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert console.stdin is not None
+    assert console.stdout is not None
+    console.stdin.write("echo SID=$(cat /proc/self/sessionid) TTY=$(tty); exec sleep 60\n")
+    console.stdin.flush()
+    try:
+        line = next(ln for ln in console.stdout if ln.startswith("SID="))
+        session = int(line.split()[0][4:])
+        info = _info(session)
+    finally:
+        console.kill()
+        console.wait(timeout=30)
+        for record in s.process_records():
+            if record.session_id == session:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(record.pid, signal.SIGKILL)
+    tty = line.split()[1][4:].removeprefix("/dev/")
+    assert (info.service, info.host, info.tty) == ("login", None, tty)
+    assert info.idle is not None
 
 
 # -- systemd-logind state ---------------------------------------------------
