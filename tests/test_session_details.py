@@ -481,3 +481,26 @@ def test_details_load_only_with_sessions() -> None:
         "['sessionid_cffi.emulation.details']",
         "['sessionid_cffi._users', 'sessionid_cffi.emulation.details']",
     ]
+
+
+@pytest.mark.skipif(sys.byteorder != "little", reason="the samples are little-endian tables")
+def test_tcp_tables_give_established_peers_in_the_kernels_format() -> None:
+    """Lines as /proc/net/tcp and tcp6 print them on x86 (each 32-bit word
+    in host order): 127.0.0.1 is 0100007F, ::1 ends in 01000000."""
+    from sessionid_cffi.emulation.details import _tcp_peers
+
+    header = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when ... inode\n"
+    tail = b" 00000000:00000000 00:00000000 00000000     0        0 "
+    table = header + b"\n".join(
+        [
+            b"   0: 0100007F:0016 0200A8C0:D431 01" + tail + b"111 1 0",  # 192.168.0.2
+            b"   1: 0100007F:0016 00000000:0000 0A" + tail + b"222 1 0",  # listening
+            b"   2: 00000000000000000000000001000000:0016 "
+            b"00000000000000000000000001000000:9C40 01" + tail + b"333 1 0",  # ::1
+            b"   3: 0000000000000000FFFF00000100007F:0016 "
+            b"0000000000000000FFFF00000200007F:9C41 01" + tail + b"444 1 0",  # mapped
+            b"   4: garbage",
+            b"   5: 0100007F:0016 ZZ00007F:D431 01" + tail + b"555 1 0",  # not hex
+        ]
+    )
+    assert _tcp_peers(table) == {"111": "192.168.0.2", "333": "::1", "444": "127.0.0.2"}
