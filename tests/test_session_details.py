@@ -504,3 +504,23 @@ def test_tcp_tables_give_established_peers_in_the_kernels_format() -> None:
         ]
     )
     assert _tcp_peers(table) == {"111": "192.168.0.2", "333": "::1", "444": "127.0.0.2"}
+
+
+def test_logind_state_is_keyed_by_audit_id_or_without_audit_by_name(tmp_path: Path) -> None:
+    """A run_root laid out as logind keeps it: with kernel audit the AUDIT=
+    line names the session (a cN name is no audit session); without audit
+    the name does, as the cgroup's session-N.scope / session-cN.scope."""
+    from sessionid_cffi.emulation.details import logind_sessions
+
+    folder = tmp_path / "systemd" / "sessions"
+    folder.mkdir(parents=True)
+    (folder / "3").write_text("UID=0\nSERVICE=sshd\nAUDIT=17\n")
+    (folder / "c4").write_text("UID=0\nSERVICE=login\n")
+    (folder / ".#3abcdef").write_text("UID=0\nSERVICE=temporary\nAUDIT=18\n")
+    (folder / "cx").write_text("UID=0\nSERVICE=bad-name\n")
+    (folder / "0").write_text("UID=0\nSERVICE=zero\nAUDIT=4294967295\n")
+    os.mkfifo(folder / "3.ref")
+    with_audit = logind_sessions(str(tmp_path), audit=True)
+    without = logind_sessions(str(tmp_path), audit=False)
+    assert {key: value["SERVICE"] for key, value in with_audit.items()} == {17: "sshd"}
+    assert {key: value["SERVICE"] for key, value in without.items()} == {3: "sshd", 4: "login"}
