@@ -11,6 +11,7 @@ the test wrote."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -102,8 +103,24 @@ def test_idle_is_the_terminal_devices_access_age_as_w_prints_it(sshd: Sshd) -> N
             check=True,
             timeout=60,
         ).stdout.split("\n")
+        document = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "sessionid_cffi", "--json", "sessions"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout
+        )
     finally:
         _stop(login)
+    import jsonschema
+
+    schema = json.loads((Path(s.__file__).parent / "schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(document, schema)
+    [row] = [r for r in document["sessions"] if r["session_id"] == session]
+    assert (row["host"], row["service"]) == ("127.0.0.1", "sshd")
+    assert 3725 <= row["idle"] < 3725 + 30  # seconds in JSON
     assert info.idle is not None
     assert 3725 <= info.idle < 3725 + 30
     [row] = [line.split() for line in table if line.split()[:1] == [str(session)]]
