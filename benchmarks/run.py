@@ -7,6 +7,7 @@ One command, run from the repository root as root or any user::
                              [--memory-processes 300] [--memory-args 2000000]
                              [--only speed|memory|kill]
                              [--kill-processes 1000] [--kill-rounds 5]
+                             [--ssh-logins 10]
 
 What it does, in one run on one process table:
 
@@ -29,7 +30,9 @@ What it does, in one run on one process table:
    - ``python -c "import sessionid_cffi as s; s.current_session_id()"``
      against ``python -c pass``, both in the venv (<= 1.15x);
    - ``sessionid sessions`` against ``ps -eo pid,luid,user,tty,lstart,comm``,
-     which reads the same facts (<= 1.0x);
+     which reads the same facts (<= 1.0x); as root with OpenSSH, with
+     ``--ssh-logins`` real logins through a private sshd in the table, so
+     FROM, SERVICE and IDLE read sshd's sockets and the terminals;
    - peak memory (ru_maxrss from wait4) of ``sessionid ps -o pid,args``
      against ``ps -eo pid,args`` on ``--memory-processes`` more processes
      with ``--memory-args`` bytes of arguments each (<= 2x ps plus the
@@ -376,6 +379,35 @@ sys.stdin.read()
 """
 
 
+def start_ssh_logins(count: int, tmp: Path) -> tuple[object, list[subprocess.Popen[str]]]:
+    """As root with OpenSSH: a private sshd (tests/_sshd.py) and ``count``
+    real PAM logins through it, half on a terminal (``ssh -tt``), so that
+    ``sessionid sessions`` reads what its FROM, SERVICE and IDLE columns
+    need (sshd's socket, the terminal's access time) as on a server. None
+    and [] where that cannot run."""
+    if os.geteuid() != 0 or not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")):
+        return None, []
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _sshd import Sshd
+
+    daemon = Sshd(tmp)
+    logins = []
+    for index in range(count):
+        login = daemon.login("echo ready; exec sleep 3600", tty=index % 2 == 0)
+        assert login.stdout is not None
+        login.stdout.readline()
+        logins.append(login)
+    return daemon, logins
+
+
+def stop_ssh_logins(daemon: object, logins: list[subprocess.Popen[str]]) -> None:
+    for login in logins:
+        login.kill()
+        login.wait()
+    if daemon is not None:
+        daemon.close()  # type: ignore[attr-defined]
+
+
 def start_kill_login(count: int) -> tuple[subprocess.Popen[str], int, int, list[int]]:
     sleep = shutil.which("sleep") or "/bin/sleep"
     login = subprocess.Popen(
@@ -486,6 +518,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--kill-rounds", type=int, default=5, help="kill benchmark: rounds (default 5)"
     )
+    parser.add_argument(
+        "--ssh-logins",
+        type=int,
+        default=10,
+        help="speed (root, OpenSSH): logins through a private sshd, half on a tty (default 10)",
+    )
     args = parser.parse_args(argv)
     if not sys.platform.startswith("linux"):
         parser.error("these benchmarks are for Linux (procfs)")
@@ -559,6 +597,8 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             results.update(measure_memory(args, python, script, env, Path(tmp)))
     table_size = None
+    daemon: object = None
+    ssh_logins: list[subprocess.Popen[str]] = []
     sleepers = spawn_sleepers(args.processes if args.only in (None, "speed") else 0)
     try:
         if args.only in (None, "kill"):
@@ -567,10 +607,13 @@ def main(argv: list[str]) -> int:
             raise _Skip
         with tempfile.TemporaryDirectory() as tmp:
             binary = compile_c(Path(tmp))
+            os.mkdir(Path(tmp, "sshd"))
+            daemon, ssh_logins = start_ssh_logins(args.ssh_logins, Path(tmp, "sshd"))
             time.sleep(0.5)
             table_size = sum(1 for name in os.listdir("/proc") if name.isdigit())
             print(
-                f"{table_size} processes in /proc ({args.processes} sleepers); "
+                f"{table_size} processes in /proc ({args.processes} sleepers, "
+                f"{len(ssh_logins)} ssh logins); "
                 f"{rounds} rounds; python {platform.python_version()} in {sys.prefix}",
                 flush=True,
             )
@@ -703,6 +746,7 @@ def main(argv: list[str]) -> int:
     except _Skip:
         pass
     finally:
+        stop_ssh_logins(daemon, ssh_logins)
         for sleeper in sleepers:
             sleeper.kill()
         for sleeper in sleepers:

@@ -32,7 +32,7 @@ from .._errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .._records import ProcessRecord
+    from .._records import ProcessRecord, SessionInfo
 
 AUDIT_UNSET = 4294967295
 # The kernel's hard ceiling for pid_max (PID_MAX_LIMIT, include/linux/threads.h):
@@ -347,6 +347,16 @@ class ProcfsBackend:
             if candidate.isdigit() and candidate.isascii() and 0 < int(candidate) < AUDIT_UNSET:
                 return int(candidate)
         return None
+
+    def session_details(
+        self, infos: "list[SessionInfo]", members: "dict[int, list[ProcessRecord]]"
+    ) -> "list[SessionInfo]":
+        """``infos`` with host, service and idle filled (``sessions()`` calls
+        this with each session's records, leader first). The reading lives
+        in .details, loaded here on first use: a query never pays for it."""
+        from .details import describe
+
+        return describe(self, infos, members, self._has_audit())
 
     def session_ids(self, pids: list[int] | None) -> dict[int, int]:
         if pids is not None:

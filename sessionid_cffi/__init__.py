@@ -20,6 +20,7 @@ Windows' services session)::
     sid.processes_in_my_login()           # the same, but NotInLoginError in
                                           # session 0 (services: not a login)
     sid.sessions()                        # one SessionInfo per session
+    sid.users()                           # psutil.users()' view, without utmp
 
 Every failure is a ``SessionIdError`` (an ``OSError``) carrying ``pid``,
 ``winerror`` and ``errno``; a PID that is not an integer in 0 ... 2**32-1
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from ._generated_ffi import ffi
     from ._kill import KillTimeoutError, kill_session
     from ._records import ProcessRecord, SessionInfo
+    from ._users import users
     from .lowlevel import Backend, GetLastError, ProcessIdToSessionId, WTSGetActiveConsoleSessionId
 
     # The type of backend a ``use_backend(...)`` block hands back.
@@ -268,7 +270,7 @@ def process_records(fields: "Iterable[str] | None" = None) -> "list[ProcessRecor
 
 
 #: What sessions() reads of each process.
-_SESSION_FIELDS = frozenset(("uid", "luid", "login", "tty", "started", "ppid"))
+_SESSION_FIELDS = frozenset(("uid", "luid", "login", "tty", "started", "ppid", "comm"))
 
 
 def sessions() -> "list[SessionInfo]":
@@ -321,6 +323,11 @@ def sessions() -> "list[SessionInfo]":
                 None if session == 0 or not known else _verified(backend, first, parent),
             )
         )
+    # Host, service and idle, where the backend can tell them (optional).
+    details = getattr(backend, "session_details", None)
+    if details is not None:
+        described: list[SessionInfo] = details(listed, by_session)
+        return described
     return listed
 
 
@@ -420,6 +427,7 @@ __all__ = [
     "session_ids",
     "sessions",
     "use_backend",
+    "users",
 ]
 
 _LAZY = {
@@ -432,6 +440,7 @@ _LAZY = {
     "SessionInfo": "._records",
     "kill_session": "._kill",
     "KillTimeoutError": "._kill",
+    "users": "._users",
 }
 
 

@@ -717,6 +717,9 @@ def _sessions(args: _Args) -> int:
                     "process_count": info.process_count,
                     "is_console": info.is_console,
                     "verified": info.verified,
+                    "host": info.host,
+                    "service": info.service,
+                    "idle": info.idle,
                 }
                 for info in listed
             ]
@@ -740,9 +743,25 @@ def _session_cell(info: "SessionInfo", name: str) -> str:
         return "*" if value else "-"
     elif name == "verified":
         return _VERIFIED_MARK[value]
+    elif name == "idle":
+        return "-" if value is None else idle_text(value)
     elif name in ("session", "processes"):
         return str(value)
     return _cell(value)
+
+
+def idle_text(seconds: float) -> str:
+    """Idle time as procps' ``w`` prints it (print_time_ival7): ``5.00s``
+    up to a minute, ``3:07`` (minutes:seconds) up to an hour, ``2:01m``
+    (hours:minutes) up to two days, then ``3days``; whole seconds, as w."""
+    whole = int(seconds)
+    if whole >= 48 * 3600:
+        return f"{whole // 86400}days"
+    if whole >= 3600:
+        return f"{whole // 3600}:{whole // 60 % 60:02d}m"
+    if whole > 60:
+        return f"{whole // 60}:{whole % 60:02d}"
+    return f"{whole}.00s"
 
 
 def _line_limit(wide: int) -> int | None:

@@ -115,7 +115,7 @@ _SESSION_FIELDS = (
     (
         "service",
         "What started the login, in loginctl's terms (``sshd``, ``login``, ``cron``,"
-        " ``su``, ...; Windows: the WinStation's protocol), or None when unknown.",
+        " ``su``, ...; on Windows the WinStation's protocol), or None when unknown.",
     ),
     (
         "idle",

@@ -20,12 +20,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-import pytest
+try:
+    import pytest
+except ImportError:  # benchmarks/run.py starts an Sshd where pytest is not installed
+    pytest = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+T = TypeVar("T")
 
 CONFIG = """\
 Port {port}
@@ -131,7 +136,11 @@ class Sshd:
                 self.process.wait()
 
 
-@pytest.fixture(scope="session")
+def _session_fixture(function: T) -> T:
+    return function if pytest is None else pytest.fixture(scope="session")(function)
+
+
+@_session_fixture
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("needs root on Linux: starts sshd, which logs in through PAM")

@@ -428,6 +428,9 @@ def test_backend_option_answers_with_that_backend() -> None:
         "process_count": 1,
         "is_console": False,
         "verified": None,
+        "host": None,
+        "service": None,
+        "idle": None,
     }
 
 

@@ -215,6 +215,10 @@ def test_sessions_shows_a_terminal_login_its_user_leader_tty_and_start(
             # sshd's per-login process (root) wrote the login uid; its parent,
             # the listener, is root too: every PAM login looks like this.
             "verified": True,
+            # Issue 18 (tests/test_session_details.py checks these in depth).
+            "host": "127.0.0.1",
+            "service": "sshd",
+            "idle": row["idle"],
         }
         # The shell (now sleep) and sshd's processes of this login, at least.
         assert row["process_count"] >= 2
