@@ -122,16 +122,10 @@ DWORD WINAPI GetLengthSid(PSID pSid);
 /* processthreadsapi.h, handleapi.h (kernel32.dll): kill_session's pinned targets */
 HANDLE WINAPI OpenProcess(DWORD dwDesiredAccess, BOOL bInheritHandle, DWORD dwProcessId);
 BOOL WINAPI TerminateProcess(HANDLE hProcess, UINT uExitCode);
-BOOL WINAPI GetExitCodeProcess(HANDLE hProcess, DWORD *lpExitCode);
 BOOL WINAPI CloseHandle(HANDLE hObject);
 DWORD WINAPI GetProcessId(HANDLE Process);
-DWORD WINAPI GetCurrentProcessId(void);
-typedef struct _FILETIME {
-    DWORD dwLowDateTime;
-    DWORD dwHighDateTime;
-} FILETIME;
-BOOL WINAPI GetProcessTimes(HANDLE hProcess, FILETIME *lpCreationTime, FILETIME *lpExitTime,
-                            FILETIME *lpKernelTime, FILETIME *lpUserTime);
+/* synchapi.h: whether a pinned process has exited, and waiting for it to end */
+DWORD WINAPI WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
 """
 
 MODULE = Path(__file__).resolve().parent.parent / "sessionid_cffi" / "_generated_ffi.py"
