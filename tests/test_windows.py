@@ -514,8 +514,8 @@ def test_a_disconnected_session_has_no_idle_time() -> None:
     [
         (None, 216),  # TRUE with a NULL buffer
         (b"", 0),  # TRUE with no bytes
-        (b"\0" * 3, 3),  # shorter than any of the structures
-        (b"\0" * 215, 215),  # one byte short of WTSINFOW
+        (b"\1" * 3, 3),  # shorter than any of the structures
+        (b"\1" * 215, 215),  # one byte short of WTSINFOW
         (b"\xff" * 16, 1 << 31),  # a size far beyond what it holds
     ],
     ids=["NULL", "empty", "3 bytes", "215 bytes", "huge size"],
