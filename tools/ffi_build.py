@@ -126,6 +126,8 @@ BOOL WINAPI CloseHandle(HANDLE hObject);
 DWORD WINAPI GetProcessId(HANDLE Process);
 /* synchapi.h: whether a pinned process has exited, and waiting for it to end */
 DWORD WINAPI WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
+/* errhandlingapi.h: lets a test stand in for a denial Wine never gives */
+void WINAPI SetLastError(DWORD dwErrCode);
 """
 
 MODULE = Path(__file__).resolve().parent.parent / "sessionid_cffi" / "_generated_ffi.py"
