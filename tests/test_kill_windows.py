@@ -50,13 +50,13 @@ ORPHANER = (
     "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
     "print(c.pid, flush=True)\n"
 )
-# A child that starts a new sleeping child every 50 ms, forever.
+# A child that starts new sleeping children back to back, forever: one is
+# always being created when a scan runs.
 FORKER = (
-    "import subprocess, sys, time\n"
+    "import subprocess, sys\n"
     "print(flush=True)\n"
     "while True:\n"
     "    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
-    "    time.sleep(0.05)\n"
 )
 
 
@@ -83,7 +83,7 @@ class Since:
     after it was made (and never the caller): a stand-in for a session of
     their own. Everything else is the real API."""
 
-    def __new__(cls, claim: dict[int, int] | None = None) -> object:
+    def __new__(cls, claim: dict[int, int] | None = None, delay: float = 0) -> object:
         from sessionid_cffi._kernel32 import Kernel32Backend
 
         # By PID and start time: Wine gives the PIDs of processes that
@@ -101,6 +101,9 @@ class Since:
                     for pid, session in table.items()
                     if pid != os.getpid() and (pid, process_started_at(pid)) not in before
                 }
+                # A listing that is old by the time it is used (a busy
+                # machine): members started meanwhile are not in it.
+                time.sleep(delay)
                 return {**mine, **extra}
 
         return Started()
@@ -120,16 +123,17 @@ def children() -> Iterator[list[subprocess.Popen[str]]]:
 def test_dry_run_and_signal_0_name_the_members_and_end_nothing(
     children: list[subprocess.Popen[str]],
 ) -> None:
-    backend = Since()
+    own, session = os.getpid(), s.current_session_id()
+    backend = Since(claim={own: session})  # the caller is listed too
     children += [start(SLEEPER) for _ in range(3)]
     for child in children:
         ready(child)
     pids = sorted(child.pid for child in children)
-    session = s.current_session_id()
     with s.use_backend(backend):  # type: ignore[arg-type]
         assert s.kill_session(session, dry_run=True) == pids
         assert s.kill_session(session, 0) == pids
         assert s.kill_session(session, SIGKILL, dry_run=True) == pids
+        assert s.kill_session(session, dry_run=True, include_self=True) == sorted([*pids, own])
     time.sleep(0.5)
     assert [child.poll() for child in children] == [None, None, None]
 
@@ -152,7 +156,7 @@ def test_members_end_with_the_signal_number_as_exit_code(
 def test_orphans_and_a_forking_member_cannot_outrun_it(
     children: list[subprocess.Popen[str]],
 ) -> None:
-    backend = Since()
+    backend = Since(delay=0.3)
     orphaner = start(ORPHANER)
     children.append(orphaner)
     orphan = int(ready(orphaner))
