@@ -184,6 +184,24 @@ def test_orphans_and_a_forking_member_cannot_outrun_it(
         assert wait_until_gone(pid, process_started_at(pid), 10), f"{pid} still runs"
 
 
+def test_it_says_when_it_gives_up(children: list[subprocess.Popen[str]]) -> None:
+    # A first pass that takes longer than the whole timeout (the listing is
+    # 0.3 s old when used) while the session still gains members: it gives
+    # up, saying how many it ended, instead of scanning on.
+    backend = Since(delay=0.3)
+    forker = start(FORKER)
+    children.append(forker)
+    ready(forker)
+    time.sleep(0.5)
+    session = s.current_session_id()
+    with s.use_backend(backend):  # type: ignore[arg-type]
+        with pytest.raises(s.KillTimeoutError, match=r"gave up after ending \d+") as caught:
+            s.kill_session(session, signal.SIGTERM, timeout=0.1)
+        assert caught.value.winerror == 1460
+        assert forker.wait(30) == signal.SIGTERM  # found in the first pass
+        s.kill_session(session, SIGKILL)  # what it left: the forker's last children
+
+
 def test_a_stale_listing_never_ends_a_process_outside_the_session(
     children: list[subprocess.Popen[str]],
 ) -> None:
@@ -353,3 +371,37 @@ def test_ending_the_whole_session_leaves_the_caller_alone(
     after = start(SLEEPER)
     children.append(after)
     ready(after)
+
+
+def sessionid(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sessionid_cffi", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_sessionid_kill_exit_codes(children: list[subprocess.Popen[str]]) -> None:
+    """The command under Wine. Ending session 1 for real would end this
+    test's own process (the command leaves out only itself), so the real
+    runs are --dry-run, signal 0 and a session that holds nothing."""
+    import json
+
+    child = start(SLEEPER)
+    children.append(child)
+    ready(child)
+    session = str(s.current_session_id())
+    dry = sessionid("--json", "kill", "--dry-run", session)
+    assert dry.returncode == 0, dry.stderr
+    listed = {entry["pid"] for entry in json.loads(dry.stdout)["processes"]}
+    assert {os.getpid(), child.pid} <= listed
+    check = sessionid("kill", "-s", "0", session)
+    assert check.returncode == 0, check.stderr
+    assert {os.getpid(), child.pid} <= {int(line.split()[0]) for line in check.stdout.splitlines()}
+    assert child.poll() is None  # checked, not ended
+    assert s.process_id_to_session_id(child.pid) == int(session)
+    empty = sessionid("kill", "7")
+    assert (empty.returncode, empty.stdout) == (1, "")
+    assert sessionid("kill", "0").returncode == 2  # session 0 without --force
+    assert sessionid("kill", "-s", "BOGUS", "7").returncode == 2
