@@ -473,3 +473,43 @@ def test_sessionid_kill_exit_codes(children: list[subprocess.Popen[str]]) -> Non
     assert (empty.returncode, empty.stdout) == (1, "")
     assert sessionid("kill", "0").returncode == 2  # session 0 without --force
     assert sessionid("kill", "-s", "BOGUS", "7").returncode == 2
+
+
+def test_sessionid_kill_ends_members_exit_0_and_1_when_denied(
+    children: list[subprocess.Popen[str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The command's real ending, run in this process (its main()) on a
+    view of the test's own processes: ending session 1 from a child
+    process would end this test too."""
+    from sessionid_cffi import _kill_windows
+    from sessionid_cffi._cli import main
+
+    session = str(s.current_session_id())
+    force = ["--force"] if session == "0" else []
+    backend = Since()
+    children += [start(SLEEPER) for _ in range(3)]
+    for child in children:
+        ready(child)
+    with s.use_backend(backend):  # type: ignore[arg-type]
+        capsys.readouterr()
+        assert main(["kill", *force, session]) == 0
+        out = capsys.readouterr().out
+        assert [line.split() for line in out.splitlines()] == [
+            [str(child.pid), session] for child in sorted(children, key=lambda c: c.pid)
+        ]
+        assert [child.wait(30) for child in children] == [signal.SIGTERM] * 3
+        # A member the caller may not end: named on stderr, the others ended, exit 1.
+        more = [start(SLEEPER) for _ in range(2)]
+        children.extend(more)
+        for child in more:
+            ready(child)
+        wrapper = Denying(_kill_windows.kernel32, {more[0].pid}, set())
+        monkeypatch.setattr(_kill_windows, "kernel32", wrapper)
+        assert main(["kill", *force, session]) == 1
+        captured = capsys.readouterr()
+        assert str(more[0].pid) in captured.err
+        assert captured.out.split() == [str(more[1].pid), session]
+    assert more[1].wait(30) == signal.SIGTERM
+    assert more[0].poll() is None
