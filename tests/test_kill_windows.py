@@ -176,10 +176,12 @@ def test_orphans_and_a_forking_member_cannot_outrun_it(
     forker = start(FORKER)
     children.append(forker)
     ready(forker)
-    time.sleep(1)  # the forker has children of its own by now
     session = s.current_session_id()
     with s.use_backend(backend):  # type: ignore[arg-type]
-        before = backend.session_ids(None)  # type: ignore[attr-defined]
+        for _wait in range(300):  # until the forker has children of its own
+            before = backend.session_ids(None)  # type: ignore[attr-defined]
+            if len(before) >= 3:
+                break
         assert len(before) >= 3, before  # orphan, forker, the forker's children
         ended = kill(session, signal.SIGTERM)
         left = backend.session_ids(None)  # type: ignore[attr-defined]
@@ -425,12 +427,17 @@ def test_ending_the_whole_session_leaves_the_caller_alone(
     returned = (time.time() + 11644473600) * 10_000_000  # as a FILETIME (100 ns ticks)
     # What ran in the session is gone: whatever runs now besides the caller
     # was started after the call returned (Wine restarting its services).
-    time.sleep(1)
-    before_return = {
-        pid: started
-        for pid in listing()
-        if pid != own and (started := process_started_at(pid)) is not None and started < returned
-    }
+    for _wait in range(100):  # Wine tears ended processes down within ~0.5 s
+        before_return = {
+            pid: started
+            for pid in listing()
+            if pid != own
+            and (started := process_started_at(pid)) is not None
+            and started < returned
+        }
+        if not before_return:
+            break
+        time.sleep(0.1)
     assert before_return == {}, {pid: names.get(pid) for pid in before_return}
     assert s.process_id_to_session_id(own) == session
     # A new process still starts after Wine's own were ended.
