@@ -44,6 +44,14 @@ _IMAGE_CHARS = 32767
 _STATION_CHARS = 33
 # A listing is taken again when a session changed identity meanwhile.
 _LISTING_ATTEMPTS = 3
+# The most bytes one WTSQuerySessionInformationW answer may hold (the
+# largest, WTSINFOW, has 216): a bigger size is a bad answer, not read.
+_WTS_ANSWER_MAX = 65536
+# WTS_CLIENT_ADDRESS.AddressFamily values (winsock's AF_INET, AF_INET6).
+_AF_INET, _AF_INET6 = 2, 23
+# service from the WinStation name's listener part (before "#"): Console,
+# Services (session 0), RDP-Tcp#N; other listeners give their own name.
+_SERVICES = {"console": "console", "services": "services", "rdp-tcp": "rdp"}
 
 kernel32 = ffi.dlopen("kernel32.dll")
 # Bound once: looking a function up on the library object costs a lookup per call.
@@ -74,6 +82,15 @@ def error_for(pid: int, winerror: int, message: str) -> SessionIdError:
     if winerror == ERROR_ACCESS_DENIED:
         return access_denied(pid, message, None)
     return SessionIdError(pid, winerror, f"ProcessIdToSessionId({pid}) failed: {message}", None)
+
+
+def station_service(station: str | None) -> str | None:
+    """What started a session, from its WinStation name: ``console``,
+    ``rdp`` (``RDP-Tcp#N``), ``services`` (session 0); another listener
+    (a second RDP listener, Citrix's ``ICA-tcp#N``) gives its own name in
+    lower case; None for no name (a disconnected session has none)."""
+    listener = (station or "").split("#", 1)[0].lower()
+    return _SERVICES.get(listener, listener) or None
 
 
 class Kernel32Backend:
@@ -191,22 +208,51 @@ class Kernel32Backend:
             return {pid: session for pid, session, _name, _owner in self._enumerate()}
         return answers_for(self.session_id, pids)
 
-    def session_user(self, session: int) -> str | None:
-        """``WTSQuerySessionInformationW(WTSUserName)``: the user logged on
-        to ``session``, or None (no user, as in session 0, or no answer)."""
+    def _query(self, session: int, info_class: int) -> bytes | None:
+        """What ``WTSQuerySessionInformationW`` answers for one information
+        class of ``session``, copied out before the buffer is freed
+        (``WTSFreeMemory``, in ``finally``); None where it fails, or answers
+        with a NULL buffer, no bytes or more than _WTS_ANSWER_MAX. The one
+        place that calls it: each field below only decodes these bytes."""
         wtsapi32 = self._dll("wtsapi32.dll")
         buffer = ffi.new("LPWSTR *")
         size = ffi.new("DWORD *")
         if not wtsapi32.WTSQuerySessionInformationW(
-            WTS_CURRENT_SERVER_HANDLE, session, wtsapi32.WTSUserName, buffer, size
+            WTS_CURRENT_SERVER_HANDLE, session, info_class, buffer, size
         ):
             return None
         try:
-            # size: bytes, the terminating NUL included.
-            name = ffi.string(buffer[0], size[0] // 2) if buffer[0] != ffi.NULL else ""
+            if buffer[0] == ffi.NULL or not 0 < size[0] <= _WTS_ANSWER_MAX:
+                return None
+            return bytes(ffi.buffer(buffer[0], size[0]))
         finally:
-            wtsapi32.WTSFreeMemory(buffer[0])
-        return str(name) or None
+            if buffer[0] != ffi.NULL:
+                wtsapi32.WTSFreeMemory(buffer[0])
+
+    def _text(self, session: int, info_class: int) -> str | None:
+        """A string class (``WTSUserName``, ``WTSClientName``): its UTF-16
+        up to the first NUL (the answer's size bounds it); None for no
+        answer or an empty string."""
+        data = self._query(session, info_class)
+        if data is None:
+            return None
+        text = data[: len(data) // 2 * 2].decode("utf-16-le", "surrogatepass")
+        return text.split("\0", 1)[0] or None
+
+    def _struct(self, session: int, info_class: int, ctype: str) -> Any:
+        """A structure class as a ``ctype`` owned by Python, or None where
+        the answer is missing or shorter than the structure."""
+        data = self._query(session, info_class)
+        if data is None or len(data) < ffi.sizeof(ctype):
+            return None
+        value = ffi.new(f"{ctype} *")
+        ffi.memmove(value, data, ffi.sizeof(ctype))
+        return value
+
+    def session_user(self, session: int) -> str | None:
+        """``WTSQuerySessionInformationW(WTSUserName)``: the user logged on
+        to ``session``, or None (no user, as in session 0, or no answer)."""
+        return self._text(session, self._dll("wtsapi32.dll").WTSUserName)
 
     def _station_names(self) -> dict[int, str | None]:
         """``{session: WinStation name}`` from WTSEnumerateSessionsW, which
@@ -230,24 +276,54 @@ class Kernel32Backend:
             wtsapi32.WTSFreeMemory(table[0])
         return stations
 
+    def _session_info(self, session: int) -> Any:
+        """``WTSQuerySessionInformationW(WTSSessionInfo)`` (a WTSINFOW), or None."""
+        return self._struct(session, self._dll("wtsapi32.dll").WTSSessionInfo, "WTSINFOW")
+
     def logon_time(self, session: int) -> float | None:
         """``LogonTime`` of ``WTSQuerySessionInformationW(WTSSessionInfo)`` as
         a POSIX timestamp; None where Windows does not answer (or says 0)."""
-        wtsapi32 = self._dll("wtsapi32.dll")
-        buffer = ffi.new("LPWSTR *")
-        size = ffi.new("DWORD *")
-        if not wtsapi32.WTSQuerySessionInformationW(
-            WTS_CURRENT_SERVER_HANDLE, session, wtsapi32.WTSSessionInfo, buffer, size
-        ):
-            return None
-        try:
-            if buffer[0] == ffi.NULL or size[0] < ffi.sizeof("WTSINFOW"):
-                return None
-            logon = int(ffi.cast("PWTSINFOW", buffer[0]).LogonTime)
-        finally:
-            wtsapi32.WTSFreeMemory(buffer[0])
+        info = self._session_info(session)
+        logon = int(info.LogonTime) if info is not None else 0
         # FILETIME: 100 ns ticks since 1601-01-01 UTC.
         return logon / 10_000_000 - _FILETIME_TO_POSIX if logon > 0 else None
+
+    def session_host(self, session: int) -> str | None:
+        """Where a remote session's client is: ``WTSClientAddress`` (IPv4 in
+        bytes 2-5 of Address, IPv6 in bytes 0-15, as Microsoft documents
+        WTS_CLIENT_ADDRESS), else ``WTSClientName`` (the client computer's
+        name); None for a local session or no answer. The client reports
+        both itself, so they say where it claims to be, as an ssh login's
+        variables do on Linux."""
+        wtsapi32 = self._dll("wtsapi32.dll")
+        address = self._struct(session, wtsapi32.WTSClientAddress, "WTS_CLIENT_ADDRESS")
+        if address is not None:
+            raw = bytes(address.Address)
+            if address.AddressFamily == _AF_INET and any(raw[2:6]):
+                return ".".join(str(byte) for byte in raw[2:6])
+            if address.AddressFamily == _AF_INET6 and any(raw[:16]):
+                from ipaddress import IPv6Address
+
+                return str(IPv6Address(raw[:16]))
+        return self._text(session, wtsapi32.WTSClientName)
+
+    def session_idle(self, session: int) -> float | None:
+        """Seconds since the session last saw input: ``CurrentTime -
+        LastInputTime`` of its WTSINFOW, for an active session
+        (``WTSConnectState``, else WTSINFOW's State); None for a
+        disconnected or listening session (no input device, as a Linux
+        session without a terminal), where Windows keeps no last input
+        time (0) or does not answer."""
+        wtsapi32 = self._dll("wtsapi32.dll")
+        info = self._session_info(session)
+        if info is None:
+            return None
+        state = self._struct(session, wtsapi32.WTSConnectState, "WTS_CONNECTSTATE_CLASS")
+        active = (state[0] if state is not None else info.State) == wtsapi32.WTSActive
+        last, now = int(info.LastInputTime), int(info.CurrentTime)
+        if not active or last <= 0 or now < last:
+            return None
+        return (now - last) / 10_000_000
 
     def process_records(self, fields: frozenset[str] | None = None) -> list[ProcessRecord]:
         """A ``ProcessRecord`` per process from one WTSEnumerateProcessesW
@@ -282,7 +358,10 @@ class Kernel32Backend:
         """A ``SessionInfo`` for each session WTSEnumerateSessionsW lists and
         each that has a process, in ascending order: ``tty`` is the
         WinStation name, ``since`` the logon time where Windows tells it;
-        ``uid`` and ``leader`` are None (Windows has neither)."""
+        ``host`` the client's address or name (``session_host``),
+        ``service`` from the station name (``station_service``), ``idle``
+        the seconds since its last input (``session_idle``); ``uid`` and
+        ``leader`` are None (Windows has neither)."""
         from ._records import SessionInfo
 
         stations, listed, identities = self._consistent_listing(False)
@@ -300,6 +379,9 @@ class Kernel32Backend:
                 identities[session][1],
                 counts.get(session, 0),
                 session == console,
+                host=self.session_host(session),
+                service=station_service(stations.get(session)),
+                idle=self.session_idle(session),
             )
             for session in sorted(identities)
         ]

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 # Win32 ERROR_TIMEOUT: "the wait operation timed out".
 ERROR_TIMEOUT = 1460
+# SIGKILL's number: Python's signal module has none on Windows, where
+# kill_session takes it too (it ends a process like every other signal).
+_SIGKILL = 9
 #: Seconds kill_session keeps freezing new members before it gives up.
 DEFAULT_TIMEOUT = 10.0
 
@@ -63,7 +66,7 @@ def checked_signal(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"signal must be an int or signal.Signals, not {type(value).__name__}")
     number = int(value)
-    if number != 0 and number not in _signal.valid_signals():
+    if number not in (0, _SIGKILL) and number not in _signal.valid_signals():
         raise ValueError(f"unknown signal {number}")
     return number
 
@@ -88,8 +91,12 @@ def kill_session(
     signalled, then continued (SIGCONT) unless the signal is SIGKILL or
     SIGSTOP; SIGKILL is sent at once instead of SIGSTOP. The model backend
     removes the members from its table for any signal. Zombies (exited,
-    not yet reaped) run nothing and are left out. Windows (kernel32)
-    is not implemented: BackendUnavailableError (50).
+    not yet reaped) run nothing and are left out. Windows (kernel32):
+    each member is pinned with a process handle, its session asked again
+    while the handle holds its PID, and ended with TerminateProcess (exit
+    code: the signal's number; every signal ends the process, 0 only
+    checks), then the table rescanned until no new member appears
+    (docs/windows.md).
 
     The calling process is left out unless ``include_self`` (then it is
     signalled last). Session 0 (every process outside a login) raises
@@ -116,6 +123,10 @@ def kill_session(
     if not timeout > 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
     backend = get_backend()
+    if getattr(backend, "name", None) == "kernel32":
+        from ._kill_windows import kill_in_windows
+
+        return kill_in_windows(backend, session, number, dry_run, include_self, timeout)  # type: ignore[arg-type]
     from .emulation.model import ModelBackend
     from .emulation.procfs import ProcfsBackend
 
@@ -127,7 +138,7 @@ def kill_session(
             ERROR_NOT_SUPPORTED,
             f"kill_session needs the procfs backend on this PID namespace's /proc "
             f"or the model backend; the {getattr(backend, 'name', '?')!r} backend "
-            "cannot signal (Windows: not implemented yet)",
+            "cannot signal",
         )
     return _Killer(backend, session, number, include_self, timeout).run(dry_run)
 

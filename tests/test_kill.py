@@ -602,19 +602,13 @@ def test_backends_that_cannot_signal_refuse() -> None:
             return {10: 3}
 
     # A tree laid out like procfs is not this namespace's processes; a
-    # backend of the user's own (and kernel32 on Windows) cannot signal.
+    # backend of the user's own cannot signal (kernel32: tests/test_kill_windows.py).
     with sid.use_backend(Answers()), pytest.raises(sid.BackendUnavailableError) as caught:
         sid.kill_session(3, signal.SIGTERM)
     assert caught.value.winerror == 50
     tree = ProcfsBackend("/proc", live=False)
     with sid.use_backend(tree), pytest.raises(sid.BackendUnavailableError):
         sid.kill_session(3, signal.SIGTERM)
-
-
-@pytest.mark.skipif(sys.platform != "win32", reason="the kernel32 backend is Windows only")
-def test_windows_says_it_is_not_implemented() -> None:
-    with pytest.raises(sid.BackendUnavailableError, match="Windows: not implemented"):
-        sid.kill_session(1, signal.SIGTERM)
 
 
 @needs_login

@@ -302,3 +302,237 @@ def test_a_session_that_keeps_changing_gets_no_user_rather_than_another_logons()
     assert listed
     assert all((info.user, info.since) == (None, None) for info in listed)
     assert all(record.login is None for record in records)
+
+
+# Issue 18: host, service and idle from WTSQuerySessionInformationW.
+
+
+def wine_version() -> str | None:
+    """Wine's version (ntdll's wine_get_version), None on Windows itself."""
+    import ctypes
+
+    ntdll = ctypes.WinDLL("ntdll")
+    try:
+        get = ntdll.wine_get_version
+    except AttributeError:
+        return None
+    get.restype = ctypes.c_char_p
+    return str(get().decode())
+
+
+def kernel32_backend() -> object:
+    from sessionid_cffi._kernel32 import Kernel32Backend
+
+    return Kernel32Backend()
+
+
+def test_wine_answers_exactly_these_session_classes() -> None:
+    """What Wine 8's wtsapi32 answers (read in its source, measured here):
+    the user and domain names and a protocol type of 0 for any session,
+    nothing for the client address and name, the connect state, the
+    WinStation name or WTSSessionInfo. Asserted exactly, so this fails once
+    Wine answers more (newer Wine answers WTSConnectState): then the
+    host/service/idle test below can check real values."""
+    version = wine_version()
+    if version is None:
+        pytest.skip("Windows itself: the Wine answers do not apply")
+    import ctypes
+
+    backend = kernel32_backend()
+    wts = backend._dll("wtsapi32.dll")  # type: ignore[attr-defined]
+    size = ctypes.c_ulong(257)
+    name = ctypes.create_unicode_buffer(257)
+    assert ctypes.WinDLL("advapi32").GetUserNameW(name, ctypes.byref(size))
+    computer = ctypes.create_unicode_buffer(64)
+    size = ctypes.c_ulong(64)
+    assert ctypes.WinDLL("kernel32").GetComputerNameW(computer, ctypes.byref(size))
+    expected = {
+        "WTSUserName": (name.value + "\0").encode("utf-16-le"),
+        "WTSDomainName": (computer.value + "\0").encode("utf-16-le"),
+        "WTSClientProtocolType": b"\0\0",
+        "WTSConnectState": None,
+        "WTSWinStationName": None,
+        "WTSClientName": None,
+        "WTSClientAddress": None,
+        "WTSSessionInfo": None,
+    }
+    for session in (s.current_session_id(), 0, 7):
+        answers = {cls: backend._query(session, getattr(wts, cls)) for cls in expected}  # type: ignore[attr-defined]
+        assert answers == expected, f"Wine {version} answers differently for session {session}"
+
+
+def test_sessions_fill_host_service_and_idle_from_what_windows_answers() -> None:
+    """Each listed session's host, service and idle against what Windows
+    says of it through pywin32 (written by others); under Wine 8 every
+    class they come from goes unanswered, so all three are None."""
+    import pywintypes
+    import win32ts
+
+    def ask(session: int, cls: int) -> object:
+        try:
+            return win32ts.WTSQuerySessionInformation(None, session, cls)
+        except pywintypes.error:
+            return None
+
+    listed = s.sessions()
+    assert listed
+    for info in listed:
+        address = ask(info.session_id, win32ts.WTSClientAddress)
+        name = ask(info.session_id, win32ts.WTSClientName)
+        if wine_version() is not None:
+            assert (address, name) == (None, None)
+            assert (info.host, info.service, info.idle) == (None, None, None), info
+            continue
+        if not address and not name:
+            assert info.host is None
+        assert info.service in (None, "console", "services", "rdp") or info.service.islower()
+        assert info.idle is None or info.idle >= 0
+
+
+@pytest.mark.parametrize(
+    ("station", "service"),
+    [
+        ("Console", "console"),
+        ("Services", "services"),
+        ("RDP-Tcp#0", "rdp"),
+        ("RDP-Tcp#12", "rdp"),
+        ("ICA-tcp#3", "ica-tcp"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_service_comes_from_the_station_name(station: str | None, service: str | None) -> None:
+    from sessionid_cffi._kernel32 import station_service
+
+    assert station_service(station) == service
+
+
+class StandInWts:
+    """wtsapi32 answering WTSQuerySessionInformationW with chosen bytes and
+    sizes: a stand-in for bad answers (NULL buffer, short or huge sizes) that
+    the real API cannot be made to give. It records every buffer it hands
+    out and every WTSFreeMemory, so a test sees each answer freed once."""
+
+    def __init__(self, answers: dict[int, tuple[bytes | None, int]], real: object) -> None:
+        self.answers = answers
+        self.real = real
+        self.handed: list[int] = []
+        self.freed: list[int] = []
+        self.keep: list[object] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)  # enum constants, WTSEnumerate*
+
+    def WTSQuerySessionInformationW(
+        self, server: object, session: int, cls: int, buffer: object, size: object
+    ) -> int:
+        if cls not in self.answers:
+            return 0
+        data, claimed = self.answers[cls]
+        if data is None:
+            buffer[0] = s.ffi.NULL  # type: ignore[index]
+        else:
+            block = s.ffi.new("char[]", max(len(data), 1))
+            s.ffi.memmove(block, data, len(data))
+            self.keep.append(block)
+            buffer[0] = s.ffi.cast("LPWSTR", block)  # type: ignore[index]
+            self.handed.append(int(s.ffi.cast("uintptr_t", block)))
+        size[0] = claimed  # type: ignore[index]
+        return 1
+
+    def WTSFreeMemory(self, pointer: object) -> None:
+        self.freed.append(int(s.ffi.cast("uintptr_t", pointer)))
+
+
+def with_answers(answers: dict[str, tuple[bytes | None, int]]) -> tuple[object, StandInWts]:
+    backend = kernel32_backend()
+    real = backend._dll("wtsapi32.dll")  # type: ignore[attr-defined]
+    stand_in = StandInWts({getattr(real, k): v for k, v in answers.items()}, real)
+    backend._dlls["wtsapi32.dll"] = stand_in  # type: ignore[attr-defined]
+    return backend, stand_in
+
+
+def wtsinfo(last_input: int, current: int, logon: int, state: int = 0) -> bytes:
+    info = s.ffi.new("WTSINFOW *")
+    info.State = state
+    info.LastInputTime, info.CurrentTime, info.LogonTime = last_input, current, logon
+    return bytes(s.ffi.buffer(info))
+
+
+def client_address(family: int, address: bytes) -> bytes:
+    value = s.ffi.new("WTS_CLIENT_ADDRESS *")
+    value.AddressFamily = family
+    value.Address = address.ljust(20, b"\0")
+    return bytes(s.ffi.buffer(value))
+
+
+TICKS = 10_000_000  # FILETIME ticks a second
+LOGON = (1_700_000_000 + 11644473600) * TICKS  # 2023-11-14 22:13:20 UTC
+
+
+def test_well_formed_answers_give_host_idle_and_logon_time() -> None:
+    backend, wts = with_answers(
+        {
+            "WTSSessionInfo": (wtsinfo(LOGON + 5 * TICKS, LOGON + 95 * TICKS, LOGON), 216),
+            "WTSConnectState": (b"\0\0\0\0", 4),  # WTSActive
+            "WTSClientAddress": (client_address(2, b"\0\0\xc0\xa8\x00\x01"), 24),
+        }
+    )
+    assert s.ffi.sizeof("WTSINFOW") == 216
+    assert backend.session_host(1) == "192.168.0.1"  # type: ignore[attr-defined]
+    assert backend.session_idle(1) == 90.0  # type: ignore[attr-defined]
+    assert backend.logon_time(1) == 1_700_000_000  # type: ignore[attr-defined]
+    assert wts.handed
+    assert sorted(wts.freed) == sorted(wts.handed)
+
+
+def test_ipv6_client_and_a_client_name_without_an_address() -> None:
+    ipv6 = b"\xff\xff" + b"\0" * 13 + b"\x01"
+    backend, _ = with_answers({"WTSClientAddress": (client_address(23, ipv6), 24)})
+    assert backend.session_host(2) == "ffff::1"  # type: ignore[attr-defined]
+    backend, _ = with_answers(
+        {
+            "WTSClientAddress": (client_address(0, b""), 24),  # AF_UNSPEC: local
+            "WTSClientName": ("LAPTOP-7\0".encode("utf-16-le"), 18),
+        }
+    )
+    assert backend.session_host(2) == "LAPTOP-7"  # type: ignore[attr-defined]
+
+
+def test_a_disconnected_session_has_no_idle_time() -> None:
+    backend, _ = with_answers(
+        {
+            "WTSSessionInfo": (wtsinfo(LOGON, LOGON + 60 * TICKS, LOGON), 216),
+            "WTSConnectState": ((4).to_bytes(4, "little"), 4),  # WTSDisconnected
+        }
+    )
+    assert backend.session_idle(3) is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (None, 216),  # TRUE with a NULL buffer
+        (b"", 0),  # TRUE with no bytes
+        (b"\1" * 3, 3),  # shorter than any of the structures
+        (b"\1" * 215, 215),  # one byte short of WTSINFOW
+        (b"\xff" * 16, 1 << 31),  # a size far beyond what it holds
+    ],
+    ids=["NULL", "empty", "3 bytes", "215 bytes", "huge size"],
+)
+def test_bad_answers_give_none_and_are_freed(answer: tuple[bytes | None, int]) -> None:
+    classes = ["WTSSessionInfo", "WTSConnectState", "WTSClientAddress"]
+    data, size = answer
+    if data is None or not 0 < size <= len(data):
+        classes.append("WTSClientName")  # short bytes are a short name: only these are bad
+    backend, wts = with_answers(dict.fromkeys(classes, answer))
+    assert backend.session_host(1) is None  # type: ignore[attr-defined]
+    assert backend.session_idle(1) is None  # type: ignore[attr-defined]
+    assert backend.logon_time(1) is None  # type: ignore[attr-defined]
+    assert sorted(wts.freed) == sorted(wts.handed)
+
+
+def test_an_odd_sized_name_without_its_nul_ends_at_the_size() -> None:
+    # 7 bytes: three UTF-16 characters and half of a fourth, no NUL.
+    backend, _ = with_answers({"WTSUserName": ("abcd".encode("utf-16-le")[:7] + b"XYZ", 7)})
+    assert backend.session_user(1) == "abc"  # type: ignore[attr-defined]

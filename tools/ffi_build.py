@@ -48,9 +48,22 @@ typedef struct _WTS_PROCESS_INFOW {
 
 typedef enum _WTS_INFO_CLASS {
     WTSUserName = 5,
+    WTSWinStationName = 6,
     WTSDomainName = 7,
+    WTSConnectState = 8,
+    WTSClientName = 10,
+    WTSClientAddress = 14,
+    WTSClientProtocolType = 16,
     WTSSessionInfo = 24
 } WTS_INFO_CLASS;
+
+/* WTSQuerySessionInformationW(WTSClientAddress): where a remote session's
+   client is; AF_INET: the IPv4 address in Address[2..5] */
+typedef unsigned char BYTE;
+typedef struct _WTS_CLIENT_ADDRESS {
+    DWORD AddressFamily;
+    BYTE Address[20];
+} WTS_CLIENT_ADDRESS, *PWTS_CLIENT_ADDRESS;
 
 /* the sessions, with no process of theirs needed */
 typedef enum _WTS_CONNECTSTATE_CLASS {
@@ -105,6 +118,16 @@ BOOL WINAPI LookupAccountSidW(LPCWSTR lpSystemName, PSID Sid, LPWSTR Name, DWORD
                               LPWSTR ReferencedDomainName, DWORD *cchReferencedDomainName,
                               PSID_NAME_USE peUse);
 DWORD WINAPI GetLengthSid(PSID pSid);
+
+/* processthreadsapi.h, handleapi.h (kernel32.dll): kill_session's pinned targets */
+HANDLE WINAPI OpenProcess(DWORD dwDesiredAccess, BOOL bInheritHandle, DWORD dwProcessId);
+BOOL WINAPI TerminateProcess(HANDLE hProcess, UINT uExitCode);
+BOOL WINAPI CloseHandle(HANDLE hObject);
+DWORD WINAPI GetProcessId(HANDLE Process);
+/* synchapi.h: whether a pinned process has exited, and waiting for it to end */
+DWORD WINAPI WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
+/* errhandlingapi.h: lets a test stand in for a denial Wine never gives */
+void WINAPI SetLastError(DWORD dwErrCode);
 """
 
 MODULE = Path(__file__).resolve().parent.parent / "sessionid_cffi" / "_generated_ffi.py"
