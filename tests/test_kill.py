@@ -42,8 +42,12 @@ subprocess.Popen(['sh', '-c', '(sleep 1000 &); nohup sleep 1000 &'], **quiet)
 if sys.argv[2] == 'forker':
     subprocess.Popen(['sh', '-c', 'while :; do sleep 0.01 & done'], **quiet)
 if sys.argv[2] == 'spawner':
-    # Last, so its PID is the highest: the member signalled last.
-    subprocess.Popen(['sh', '-c', 'read line; sleep 2000'], stdout=subprocess.DEVNULL)
+    # Last, so its PID is the highest: the member signalled last. Its own
+    # pipe (not this process's stdin, which this process reads too): it reads
+    # the test's "go", or EOF once this process is killed, then starts a member.
+    spawner = subprocess.Popen(
+        ['sh', '-c', 'read line; sleep 2000'], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
 if sys.argv[2] == 'stubborn':
     subprocess.Popen(['sh', '-c', 'trap "" TERM; while :; do sleep 0.05; done'], **quiet)
 print('ready', flush=True)
