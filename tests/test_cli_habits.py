@@ -17,6 +17,7 @@ commit is built and installed into a venv once per run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from conftest import IS_ROOT, LINUX, Login, linux_only, needs_root
 
 MAN_PAGE = Path("share/man/man1/sessionid.1")
@@ -214,7 +216,8 @@ def tree() -> Iterator[dict[str, int]]:
         text=True,
         start_new_session=True,
     )
-    assert process.stdout is not None and process.stdin is not None
+    assert process.stdout is not None
+    assert process.stdin is not None
     pids: dict[str, int] = {}
     try:
         while len(pids) < 8:
@@ -225,10 +228,8 @@ def tree() -> Iterator[dict[str, int]]:
         yield pids
     finally:
         process.stdin.close()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait()
         process.stdout.close()
 
@@ -378,7 +379,8 @@ def test_login_errors_and_an_empty_selection(installed: Installed) -> None:
     done = installed.run("ps", "--login", "4000000000", "-p", str(os.getpid()))
     assert (done.returncode, done.stderr) == (1, "")
     done = installed.run("sessions", "--login", "root")
-    assert done.returncode == 2 and "--login goes with ps only" in done.stderr
+    assert done.returncode == 2
+    assert "--login goes with ps only" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -388,7 +390,8 @@ def test_login_errors_and_an_empty_selection(installed: Installed) -> None:
 def test_sort_usage_errors(installed: Installed, bad: list[str]) -> None:
     done = installed.run("ps", *bad)
     assert done.returncode == 2
-    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("sessionid: ")
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith("sessionid: ")
     assert "--sort" in done.stderr or "sort key" in done.stderr
 
 
