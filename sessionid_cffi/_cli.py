@@ -629,9 +629,9 @@ def _ps(args: _Args) -> int:
 
 
 _PID = itemgetter(0)
-_NO_VALUE = -1  # a missing number sorts first, as - would
-# ...but an unset login uid is 4294967295 to the kernel, and so to procps.
-_MISSING_SORTS_AS = {"luid": 0xFFFFFFFF}
+# A missing number sorts first, as procps sorts - (an unset login uid too:
+# procps holds it as -1, not as the kernel's 4294967295).
+_NO_VALUE = -1
 
 
 def _started(record: "ProcessRecord") -> float:
@@ -649,10 +649,9 @@ def _sort(records: "list[ProcessRecord]", keys: list[str]) -> None:
         _, field, is_number = COLUMNS[column]
         index = _FIELD_INDEX[field]
         if is_number:
-            missing = _MISSING_SORTS_AS.get(column, _NO_VALUE)
 
-            def value(r: "ProcessRecord", index: int = index, missing: int = missing) -> object:
-                return missing if r[index] is None else r[index]
+            def value(r: "ProcessRecord", index: int = index) -> object:
+                return _NO_VALUE if r[index] is None else r[index]
 
         else:
             number = _FIELD_INDEX.get(_NUMBER_FOR.get(field, ""), -1)

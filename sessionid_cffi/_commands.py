@@ -312,8 +312,8 @@ OUTPUT_NOTES = (
 )
 
 SORT_NOTES = (
-    "--sort takes the ps column names; a missing value (-) sorts first, but an"
-    " unset login uid (luid) last, as the kernel's 4294967295 sorts in procps. With"
+    "--sort takes the ps column names; a missing value (-) sorts first, as in"
+    " procps (an unset login uid too). With"
     " --forest, siblings follow the sort (by start time when --sort is not"
     " given, as procps) and each child is drawn under its parent with the"
     " prefixes procps draws ( \\_ , and  |  for a parent whose later siblings"

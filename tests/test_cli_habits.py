@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -169,7 +170,7 @@ TREE = (
 )
 
 SPAWN = r"""
-import json, os, sys
+import ctypes, json, os, sys
 tree = json.loads(sys.argv[1])
 
 def node(spec):
@@ -177,17 +178,24 @@ def node(spec):
     if login is not None:
         with open("/proc/self/loginuid", "w") as f:
             f.write(str(login))
+    # The name first: once it switched owner, /proc/self is no longer its own.
+    with open("/proc/self/comm", "w") as f:
+        f.write(name)
     if owner is not None:
         os.setgid(owner)
         os.setuid(owner)
-    with open("/proc/self/comm", "w") as f:
-        f.write(name)
+        # Switching owner made it not dumpable, which gives its /proc/self
+        # to root; its children (which name themselves) need it back.
+        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
     for kid in kids:
         ready_r, ready_w = os.pipe()
         if os.fork() == 0:
-            os.close(ready_r)
-            os.dup2(ready_w, 3)
-            node(kid)
+            try:
+                os.close(ready_r)
+                os.dup2(ready_w, 3)
+                node(kid)
+            finally:
+                os._exit(1)  # never back into the parent's loop
         os.close(ready_w)
         os.read(ready_r, 1)  # the next sibling starts after this one is named
         os.close(ready_r)
@@ -221,6 +229,8 @@ def tree() -> Iterator[dict[str, int]]:
     pids: dict[str, int] = {}
     try:
         while len(pids) < 8:
+            ready, _, _ = select.select([process.stdout], [], [], 60)
+            assert ready, f"the tree stalled after {pids}"
             line = process.stdout.readline()
             assert line, f"the tree died after {pids}"
             name, pid = line.split()
