@@ -11,8 +11,8 @@ completions offer.
 
 "Installed": under tox the package is a wheel installed in the test
 environment, and its data files are under ``sys.prefix``; from an editable
-checkout (whose install has no data files) a wheel of this checkout's last
-commit is built and installed into a venv once per run.
+checkout (whose install has no data files) a wheel of the working tree's
+tracked files is built and installed into a venv once per run.
 """
 
 from __future__ import annotations
@@ -64,13 +64,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     script = Path(sys.executable).with_name("sessionid")
     if (prefix / MAN_PAGE).is_file() and script.is_file():
         return Installed(prefix, script)
-    from test_install import borrow_runner_tools, build, clone, venv_with
+    from test_install import REPO, borrow_runner_tools, build, clone, venv_with
 
     if not shutil.which("git"):
         pytest.skip("needs git to build a wheel of this checkout")
     work = tmp_path_factory.mktemp("habits")
     builder = venv_with(work / "builder", "setuptools>=77")
-    wheel = build(builder, clone(work / "clone"), "wheel", work / "dist")
+    # The working tree as it is (tracked files, edits included: `git stash
+    # create` makes a commit of them and touches nothing), else HEAD.
+    tree_commit = subprocess.run(
+        ["git", "-C", str(REPO), "stash", "create"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    source = clone(work / "clone")
+    if tree_commit:
+        subprocess.run(["git", "-C", str(source), "checkout", "-q", tree_commit], check=True)
+    wheel = build(builder, source, "wheel", work / "dist")
     python = venv_with(work / "venv", "--no-deps", "--no-index", str(wheel))
     borrow_runner_tools(python)  # cffi
     return Installed(work / "venv", work / "venv" / "bin" / "sessionid")
