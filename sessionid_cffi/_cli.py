@@ -35,8 +35,8 @@ from ._errors import BackendUnavailableError, SessionIdError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
-    from typing import NoReturn
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from typing import Any, NoReturn
 
     from ._records import ProcessRecord, SessionInfo
 
@@ -645,24 +645,25 @@ def _sort(records: "list[ProcessRecord]", keys: list[str]) -> None:
     the last key first, as procps applies them)."""
     records.sort(key=_PID)
     for key in reversed(keys):
-        column = key.lstrip("+-")
-        _, field, is_number = COLUMNS[column]
-        index = _FIELD_INDEX[field]
-        if is_number:
+        records.sort(key=_sort_key(key.lstrip("+-")), reverse=key[:1] == "-")
 
-            def value(r: "ProcessRecord", index: int = index) -> object:
-                return _NO_VALUE if r[index] is None else r[index]
 
-        else:
-            number = _FIELD_INDEX.get(_NUMBER_FOR.get(field, ""), -1)
+def _sort_key(column: str) -> "Callable[[ProcessRecord], Any]":
+    """What --sort compares for a ps column: numbers as numbers (missing:
+    -1), names as the text the table shows (a uid where passwd has no name)."""
+    _, field, is_number = COLUMNS[column]
+    index = _FIELD_INDEX[field]
+    if is_number:
+        return lambda r: _NO_VALUE if r[index] is None else r[index]
+    number = _FIELD_INDEX.get(_NUMBER_FOR.get(field, ""), -1)
 
-            def value(r: "ProcessRecord", index: int = index, number: int = number) -> object:
-                text = r[index]
-                if text is None and number >= 0 and r[number] is not None:
-                    return str(r[number])  # the uid a name column shows
-                return "" if text is None else text
+    def text(r: "ProcessRecord") -> str:
+        value = r[index]
+        if value is None and number >= 0 and r[number] is not None:
+            return str(r[number])
+        return "" if value is None else str(value)
 
-        records.sort(key=value, reverse=key[:1] == "-")  # type: ignore[arg-type]
+    return text
 
 
 def _forest(records: "list[ProcessRecord]") -> "tuple[list[ProcessRecord], list[str]]":

@@ -455,7 +455,8 @@ def test_sort_usage_errors(installed: Installed, bad: list[str]) -> None:
         (["-e"], "sessionid ps -o pid,tty,session,args"),
         (["axjf"], "sessionid ps -o ppid,pid,session,tty,comm --forest"),
         (["-ejH"], "sessionid ps -o ppid,pid,session,tty,comm --forest"),
-        (["-eLf"], "sessionid ps -o uid,pid,ppid,session,tty,comm"),
+        (["-el"], "sessionid ps -o uid,pid,ppid,session,tty,comm"),
+        (["-eLf"], "sessionid ps -o user,pid,ppid,session,tty,args"),
         (["-u", "root"], "sessionid ps --user USER"),
     ],
 )
@@ -595,4 +596,14 @@ def test_zsh_completion_is_installed_and_parses(installed: Installed) -> None:
     if shutil.which("zsh") is None:
         pytest.skip("needs zsh (apt zsh)")
     done = subprocess.run(["zsh", "-n", str(path)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_committed_man_page_and_completions_are_current() -> None:
+    # What tox -e lint checks, here too: the files the wheel installs were
+    # written from today's table (tools/cli_docs.py rewrites them).
+    tool = Path(__file__).resolve().parents[1] / "tools" / "cli_docs.py"
+    done = subprocess.run(
+        [sys.executable, str(tool), "--check"], capture_output=True, text=True, timeout=120
+    )
     assert (done.returncode, done.stderr) == (0, "")
