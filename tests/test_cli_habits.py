@@ -607,3 +607,21 @@ def test_the_committed_man_page_and_completions_are_current() -> None:
         [sys.executable, str(tool), "--check"], capture_output=True, text=True, timeout=120
     )
     assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("form", [None, "ps", "sessions", "kill"])
+def test_the_pages_of_this_checkout_are_the_installed_ones(
+    installed: Installed, form: str | None
+) -> None:
+    # In process (so coverage sees the renderer): the same text the
+    # installed command prints.
+    import contextlib
+    import io
+
+    from sessionid_cffi._cli import main
+
+    out = io.StringIO()
+    argv = [form, "--help"] if form else ["--help"]
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    assert out.getvalue() == installed.ok(*argv)
