@@ -625,3 +625,55 @@ def test_the_pages_of_this_checkout_are_the_installed_ones(
     with contextlib.redirect_stdout(out):
         assert main(argv) == 0
     assert out.getvalue() == installed.ok(*argv)
+
+
+# zsh completes only inside its line editor: a zsh on a pseudo-terminal
+# (zpty) loads the installed file through fpath and compinit, is sent the
+# line and a TAB, and prints every match the completion hands to compadd.
+ZSH_CAPTURE = r"""
+zmodload zsh/zpty || exit 3
+zpty z zsh -f -i
+zpty -w z "PS1=''; fpath=($1 \$fpath); autoload -U compinit; compinit -u -D"
+spy='compadd () { builtin compadd -O __hits "$@"; print -r -l -- "<<${^__hits}>>";'
+spy+=' builtin compadd "$@" }'
+zpty -w z "$spy"
+zpty -w z "$2"$'\t'
+sleep 2
+out=
+while zpty -rt z line 2>/dev/null; do out+=$line; done
+print -r -- "$out"
+zpty -d z
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("sessionid ps --fo", {"--forest", "--format"}),
+        ("sessionid ps -o pid,se", {"session"}),
+        ("sessionid sessions -o le", {"leader"}),
+        ("sessionid kill -s KI", {"KILL"}),
+        ("sessionid --backend pr", {"procfs"}),
+        ("sessionid kill --", None),  # the long options of `kill --help`
+    ],
+)
+def test_zsh_completes_as_the_parser_takes(
+    installed: Installed, line: str, expected: set[str] | None
+) -> None:
+    if shutil.which("zsh") is None:
+        pytest.skip("needs zsh (apt zsh)")
+    folder = str((installed.prefix / ZSH).parent)
+    done = subprocess.run(
+        ["zsh", "-f", "-c", ZSH_CAPTURE, "zsh", folder, line],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode == 3:
+        pytest.skip("zsh has no zpty module")
+    offered = {
+        word for chunk in re.findall(r"<<([^>]*)>>", done.stdout) for word in chunk.split()
+    } - {"${^__hits}"}
+    if expected is None:
+        expected = listed_options(installed.ok("kill", "--help")) | {"--help"}
+    assert offered == expected, done.stdout
