@@ -30,91 +30,20 @@ from _operator import itemgetter
 
 from . import current_session_id, process_id_to_session_id, process_records, sessions, use_backend
 from ._backend import make_builtin
+from ._commands import BY_NAME, COUNT, FLAG, GLUED, LIST, REPEATED, TEXT, Option
 from ._errors import BackendUnavailableError, SessionIdError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
-    from typing import NoReturn
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from typing import Any, NoReturn
 
     from ._records import ProcessRecord, SessionInfo
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_NOT_FOUND = EXIT_FAILED  # the name older code and tests use
 
-USAGE = """\
-usage: sessionid [--json] [--backend NAME] [-w] [PID ...]
-       sessionid [--json] [--backend NAME] [-w] ps [-o COLUMNS] [--no-header]
-                 [-p PID,...] [--session N,...] [--user USER,...]
-       sessionid [--json] [--backend NAME] [-w] sessions [-o COLUMNS] [--no-header]
-       sessionid [--json] [--backend NAME] kill [-s SIGNAL] [--dry-run] [--force]
-                 SESSION ...
-"""
-
-HELP = f"""{USAGE}
-Print the login session of processes, with the semantics of Win32
-ProcessIdToSessionId: the Windows session, or on Linux the kernel audit
-login session (0 for system processes and services).
-
-forms:
-  sessionid             the session of this command's own process
-  sessionid PID ...     one line per PID: PID SESSION
-  sessionid ps          processes, sorted by session, then PID; columns
-                        PID SESSION USER LOGIN COMMAND unless -o says
-  sessionid sessions    every session: SESSION UID USER LEADER TTY SINCE
-                        PROCESSES CONSOLE VERIFIED FROM SERVICE IDLE unless
-                        -o says (CONSOLE: * for the console
-                        session; VERIFIED: yes when a root-owned process
-                        started the login, NO when a process not owned by
-                        root could have forged it, - when it cannot be told)
-  sessionid kill SESSION ...
-                        signal every process of these login sessions (not
-                        this command; Linux: race-free through pidfds) and
-                        print one line per PID signalled: PID SESSION
-
-options:
-  --json                print one JSON object instead (its JSON Schema:
-                        schema.json in the sessionid_cffi package)
-  --backend NAME        answer with backend kernel32, procfs or model
-  -o, --format COLUMNS  ps: comma-separated columns, any of
-                        pid ppid session uid user luid login tty comm args;
-                        sessions: any of session uid user leader tty since
-                        processes console verified from service idle
-  --no-header           ps, sessions: print no header line
-  -w, --wide            on a terminal, rows are cut at its width (as in ps):
-                        once, at 132 columns at least; twice, never cut
-                        (rows to a pipe or a file are never cut)
-  -p, --pid PID,...     ps: only these processes
-  --session N,...       ps: only the processes of these sessions
-  --user USER,...       ps: only the processes these users own (name or uid)
-  -s, --signal SIGNAL   kill: the signal, a name (TERM, SIGTERM, KILL, ...)
-                        or a number, as kill -s takes it; default TERM
-  --dry-run             kill: print the PIDs it would signal, signal nothing
-  --force               kill: allow session 0 (every process outside a login)
-  -h, --help            print this help and exit
-  --version             print the version and exit
-
-USER is the owner (effective uid, as in ps); LOGIN the user of the login
-session; a uid without a passwd name prints as the number. Columns are
-aligned with spaces; a missing value prints as -. Control, invisible and
-zero-width characters, bytes that are not UTF-8 and characters the output
-encoding cannot carry print as ?.
-Options that take lists may repeat; a process is kept when it matches
-each option given.
-
-exit status: 0 ok; 1 some PID not found or not inspectable, nothing
-matched the selection, or the process table could not be read or the
-output could not be written; 2 usage error or unknown user, or no backend
-can answer here. kill: 0 it signalled at least one process; 1 the
-sessions held none, or some member could not be signalled (named on
-stderr); 2 session 0 without --force or an unknown signal.
-"""
-
 _FORMS = ("ps", "sessions", "kill")
-_VALUED = ("--backend", "--session", "--user", "--format", "--pid", "-o", "-p", "--signal", "-s")
-_SHORT = {"-o": "--format", "-p": "--pid", "-s": "--signal"}
-_PS_ONLY = ("--format", "--pid", "--session", "--user")
-_KILL_ONLY = ("--signal", "--dry-run", "--force")
 _LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 # Printable to Python, drawn as nothing by terminals: the Hangul fillers
 # and the braille blank (letters and a symbol, so no category catches them).
@@ -152,7 +81,19 @@ DEFAULT_COLUMNS = ("pid", "session", "user", "login", "comm")
 _FIELD_INDEX = {
     field: index
     for index, field in enumerate(
-        ("pid", "session_id", "ppid", "uid", "user", "luid", "login", "tty", "comm", "args")
+        (
+            "pid",
+            "session_id",
+            "ppid",
+            "uid",
+            "user",
+            "luid",
+            "login",
+            "tty",
+            "comm",
+            "args",
+            "started",
+        )
     )
 }
 
@@ -183,18 +124,24 @@ class UsageError(Exception):
 
 
 class _Args:
+    """The parsed command line: one attribute per ``Option.dest`` of the
+    table in _commands.py, and the form with its operands."""
+
     __slots__ = (
         "backend",
         "columns",
         "dry_run",
         "force",
+        "forest",
         "form",
         "header",
         "json",
+        "logins",
         "pids",
         "select_pids",
         "sessions",
         "signal",
+        "sort",
         "users",
         "wide",
     )
@@ -209,6 +156,9 @@ class _Args:
         self.select_pids: set[int] | None = None
         self.sessions: set[int] | None = None
         self.users: list[str] | None = None
+        self.logins: list[str] | None = None
+        self.sort: list[str] | None = None
+        self.forest = False
         self.pids: list[int] = []
         self.signal: str | None = None
         self.dry_run = False
@@ -232,11 +182,20 @@ def _list(value: str, name: str) -> list[str]:
     return items
 
 
+def _help_form(argv: "Sequence[str]") -> str:
+    """``help`` for ``sessionid --help``; ``help FORM`` when a command word
+    is on the line too (``sessionid ps --help``, ``sessionid --help kill``)."""
+    form = next((word for word in argv if word in _FORMS), None)
+    return f"help {form}" if form else "help"
+
+
 def parse_args(argv: "Sequence[str]") -> "_Args | str":
-    """The parsed command line, or "help"/"version"; UsageError if wrong."""
+    """The parsed command line, or "help" ("help FORM" for a command's own
+    page) or "version"; UsageError if wrong. Options are those of the table
+    in _commands.py."""
     args = _Args()
     words: list[str] = []
-    given: set[str] = set()
+    given: dict[str, Option] = {}
     index, count, options_done = 0, len(argv), False
     while index < count:
         arg = argv[index]
@@ -248,30 +207,30 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
             options_done = True
             continue
         if arg in ("-h", "--help"):
-            return "help"
+            return _help_form(argv)
         if arg == "--version":
             return "version"
-        if arg[:2] in _SHORT and len(arg) > 2:  # -opid,comm and -p42, as ps takes them
-            name, equals, value = arg[:2], "=", arg[2:]
+        if arg[:2] in GLUED and len(arg) > 2:  # -opid,comm and -p42, as ps takes them
+            spelled, equals, value = arg[:2], "=", arg[2:]
         else:
-            name, equals, value = arg.partition("=")
-        if name in ("--json", "--no-header", "-w", "--wide", "-ww", "--dry-run", "--force"):
+            spelled, equals, value = arg.partition("=")
+        option, times = REPEATED.get(spelled) or (BY_NAME.get(spelled), 1)
+        if option is None:
+            hint = _ps_habit(arg) if "ps" in words else None
+            raise UsageError(hint or f"unknown option {arg!r} (see sessionid --help)")
+        name = option.name
+        kind = option.kind
+        if kind in (FLAG, COUNT):
             if equals:
-                raise UsageError(f"{name} takes no value, got {arg!r}")
-            if name in ("--dry-run", "--force"):
-                given.add(name)
-                args.dry_run = args.dry_run or name == "--dry-run"
-                args.force = args.force or name == "--force"
-            elif name == "--json":
-                args.json = True
-            elif name == "--no-header":
+                raise UsageError(f"{spelled} takes no value, got {arg!r}")
+            given[name] = option
+            if option.dest == "header":
                 args.header = False
+            elif kind == FLAG:
+                setattr(args, option.dest, True)
             else:
-                args.wide += 2 if name == "-ww" else 1
+                setattr(args, option.dest, getattr(args, option.dest) + times)
             continue
-        if name not in _VALUED:
-            raise UsageError(f"unknown option {arg!r} (see sessionid --help)")
-        name = _SHORT.get(name, name)
         if not equals:
             if index >= count:
                 raise UsageError(f"{name} needs a value")
@@ -279,21 +238,14 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
             index += 1
         if not value:
             raise UsageError(f"{name} needs a non-empty value")
-        given.add(name)
-        if name == "--backend":
-            args.backend = value
-        elif name == "--signal":
-            args.signal = value
-        elif name == "--format":
-            args.columns += _list(value, name)  # checked once the command is known
-        elif name == "--pid":
-            found = {_dword(item, "a PID for --pid") for item in _list(value, name)}
-            args.select_pids = found | (args.select_pids or set())
-        elif name == "--session":
-            found = {_dword(item, "a session for --session") for item in _list(value, name)}
-            args.sessions = found | (args.sessions or set())
+        given[name] = option
+        if kind == TEXT:
+            setattr(args, option.dest, value)
+        elif kind == LIST:  # columns are checked once the command is known
+            setattr(args, option.dest, (getattr(args, option.dest) or []) + _list(value, name))
         else:
-            args.users = _list(value, name) + (args.users or [])
+            found = {_dword(item, f"{option.item} for {name}") for item in _list(value, name)}
+            setattr(args, option.dest, found | (getattr(args, option.dest) or set()))
     if words and words[0] == "kill":
         args.form = "kill"
         if len(words) < 2:
@@ -307,22 +259,61 @@ def parse_args(argv: "Sequence[str]") -> "_Args | str":
     elif words and words[0] in _FORMS:
         args.form = words[0]
         if len(words) > 1:
-            raise UsageError(f"{args.form} takes no arguments, got {words[1]!r}")
+            hint = _ps_habit(words[1]) if args.form == "ps" else None
+            raise UsageError(hint or f"{args.form} takes no arguments, got {words[1]!r}")
     else:
         args.pids = [_dword(word, "a PID") for word in words]
     known = SESSION_COLUMNS if args.form == "sessions" else COLUMNS
     for column in args.columns:
         if column not in known:
             raise UsageError(f"unknown column {column!r} for -o; choose from: {', '.join(known)}")
-    sessions_too = ("--format",) if args.form == "sessions" else ()
-    misplaced = sorted(given.intersection(_PS_ONLY).difference(sessions_too))
-    misplaced = misplaced if args.form != "ps" else []
-    if misplaced:
-        raise UsageError(f"{misplaced[0]} goes with ps only (sessionid ps {misplaced[0]} ...)")
-    misplaced = sorted(given.intersection(_KILL_ONLY)) if args.form != "kill" else []
-    if misplaced:
-        raise UsageError(f"{misplaced[0]} goes with kill only (sessionid kill {misplaced[0]} ...)")
+    for key in args.sort or ():
+        if key.lstrip("+-") not in COLUMNS or len(key) - len(key.lstrip("+-")) > 1:
+            raise UsageError(
+                f"unknown sort key {key!r} for --sort; choose from: {', '.join(COLUMNS)}"
+                " (-KEY descending)"
+            )
+    for name in sorted(given):
+        option = given[name]
+        if args.form not in option.commands and not option.tolerated:
+            where = " or ".join(option.commands)
+            raise UsageError(
+                f"{name} goes with {where} only (sessionid {option.commands[0]} {name} ...)"
+            )
     return args
+
+
+# ps's own habits: what a user of procps types, and the nearest form here.
+# BSD letters (ps aux) and UNIX options (ps -ef) ps here does not take.
+_PS_LETTERS = frozenset("aAdeEfFgGHjlLmMnNrsStTuUvVxXyZ")
+
+
+def _ps_habit(word: str) -> str | None:
+    """For ``sessionid ps aux`` (or ``-ef``, ``ax``, ``axjf`` ...): one line
+    saying ps here takes options, with the nearest form; None for a word
+    that is no such habit."""
+    letters = word[1:] if word[:1] == "-" else word
+    if not letters or len(letters) > 8 or not _PS_LETTERS.issuperset(letters):
+        return None
+    dash = word[:1] == "-"
+    if "u" in letters and not dash:  # ps aux: user-oriented
+        nearest = "-o user,pid,session,tty,args"
+    elif "u" in letters or "U" in letters:  # ps -u alice
+        nearest = "--user USER"
+    elif "l" in letters:  # long: F S UID PID PPID ...
+        nearest = "-o uid,pid,ppid,session,tty,comm"
+    elif "j" in letters:  # jobs: PPID PID PGID SID TTY ...
+        nearest = "-o ppid,pid,session,tty,comm"
+    elif ("f" in letters and dash) or "F" in letters:  # ps -ef: full
+        nearest = "-o user,pid,ppid,session,tty,args"
+    else:  # ps ax, -e, -A: every process, which ps here lists anyway
+        nearest = "-o pid,tty,session,args"
+    if "H" in letters or ("f" in letters and not dash):
+        nearest += " --forest"
+    return (
+        f"ps here takes options, not ps's letters ({word!r}); it lists every process"
+        f" already: the nearest form is sessionid ps {nearest} (see sessionid ps --help)"
+    )
 
 
 def signal_number(text: str) -> int:
@@ -471,6 +462,14 @@ def _table(
     return ["  ".join(row).rstrip(" ") for row in zip(*padded, strict=True)]
 
 
+def help_text(form: str | None) -> str:
+    """``sessionid --help``, or ``sessionid FORM --help``: made from the
+    table in _commands.py, as the man page and the completions are."""
+    from ._commands import help_page
+
+    return help_page(form, {"ps": tuple(COLUMNS), "sessions": tuple(SESSION_COLUMNS)})
+
+
 def _dump(document: object) -> str:
     import json
 
@@ -554,10 +553,11 @@ def _pids(args: _Args) -> int:
     return _write(out) or status
 
 
-def _user_ids(users: list[str]) -> tuple[set[int], set[str]]:
-    """``--user`` items as uids (a name through the passwd database, a number
-    as itself) and, where there is no passwd database (Windows), as names.
-    UsageError names a user the passwd database does not know."""
+def _user_ids(users: list[str], option: str = "--user") -> tuple[set[int], set[str]]:
+    """``--user`` (or ``--login``) items as uids (a name through the passwd
+    database, a number as itself) and, where there is no passwd database
+    (Windows), as names. UsageError names a user the passwd database does
+    not know."""
     try:
         import pwd
     except ImportError:
@@ -565,24 +565,37 @@ def _user_ids(users: list[str]) -> tuple[set[int], set[str]]:
     uids = set()
     for user in users:
         if user.isascii() and user.isdigit():
-            uids.add(_dword(user, "a uid for --user"))
+            uids.add(_dword(user, f"a uid for {option}"))
             continue
         try:
             uids.add(pwd.getpwnam(user).pw_uid)
         except KeyError:
-            raise UsageError(f"unknown user {user!r} for --user (no such name in passwd)") from None
+            raise UsageError(
+                f"unknown user {user!r} for {option} (no such name in passwd)"
+            ) from None
     return uids, set()
 
 
 def _ps(args: _Args) -> int:
     columns = args.columns or list(DEFAULT_COLUMNS)
     fields = {COLUMNS[column][1] for column in columns}
+    sort_keys = [key.lstrip("+-") for key in args.sort or ()]
+    fields.update(COLUMNS[key][1] for key in sort_keys)
+    if args.forest:
+        fields.add("ppid")
+        if args.sort is None:
+            fields.add("started")  # siblings by start time, as procps
     fields.update(_NUMBER_FOR[field] for field in fields.intersection(_NUMBER_FOR))
     uids: set[int] = set()
     names: set[str] = set()
     if args.users is not None:
         uids, names = _user_ids(args.users)
         fields.update(("uid", "user", "login"))
+    login_uids: set[int] = set()
+    login_names: set[str] = set()
+    if args.logins is not None:
+        login_uids, login_names = _user_ids(args.logins, "--login")
+        fields.update(("luid", "login"))
     records = process_records(fields)
     if args.select_pids is not None:
         wanted_pids = args.select_pids
@@ -592,14 +605,110 @@ def _ps(args: _Args) -> int:
         records = [r for r in records if r.session_id in wanted_sessions]
     if args.users is not None:
         records = [r for r in records if _owned_by(r, uids, names)]
-    records.sort(key=_BY_SESSION_THEN_PID)
-    selected = args.select_pids is not None or args.sessions is not None or args.users is not None
+    if args.logins is not None:
+        records = [r for r in records if _logged_in_as(r, login_uids, login_names)]
+    if args.sort is not None:
+        _sort(records, args.sort)
+    elif args.forest:
+        records.sort(key=_PID)
+        records.sort(key=_started)
+    else:
+        records.sort(key=_BY_SESSION_THEN_PID)
+    tree = None
+    if args.forest:
+        records, tree = _forest(records)
+    selected = any(
+        given is not None for given in (args.select_pids, args.sessions, args.users, args.logins)
+    )
     status = EXIT_FAILED if selected and not records else EXIT_OK
     spec = [COLUMNS[column] for column in columns]
     if args.json:
         keys = list(dict.fromkeys(field for _, field, _ in spec))
         return _write_chunks(_json_processes(records, keys)) or status
-    return _write_chunks(_ps_rows(records, spec, args)) or status
+    return _write_chunks(_ps_rows(records, spec, args, tree)) or status
+
+
+_PID = itemgetter(0)
+# A missing number sorts first, as procps sorts - (an unset login uid too:
+# procps holds it as -1, not as the kernel's 4294967295).
+_NO_VALUE = -1
+
+
+def _started(record: "ProcessRecord") -> float:
+    started = record[_FIELD_INDEX["started"]]
+    return -1.0 if started is None else started  # type: ignore[return-value]
+
+
+def _sort(records: "list[ProcessRecord]", keys: list[str]) -> None:
+    """Sort ``records`` in place by ``keys`` (ps column names, ``-KEY``
+    descending), the first key first; ties keep PID order (stable sorts,
+    the last key first, as procps applies them)."""
+    records.sort(key=_PID)
+    for key in reversed(keys):
+        records.sort(key=_sort_key(key.lstrip("+-")), reverse=key[:1] == "-")
+
+
+def _sort_key(column: str) -> "Callable[[ProcessRecord], Any]":
+    """What --sort compares for a ps column: numbers as numbers (missing:
+    -1), names as the text the table shows (a uid where passwd has no name)."""
+    _, field, is_number = COLUMNS[column]
+    index = _FIELD_INDEX[field]
+    if is_number:
+        return lambda r: _NO_VALUE if r[index] is None else r[index]
+    number = _FIELD_INDEX.get(_NUMBER_FOR.get(field, ""), -1)
+
+    def text(r: "ProcessRecord") -> str:
+        value = r[index]
+        if value is None and number >= 0 and r[number] is not None:
+            return str(r[number])
+        return "" if value is None else str(value)
+
+    return text
+
+
+def _forest(records: "list[ProcessRecord]") -> "tuple[list[ProcessRecord], list[str]]":
+    """``records`` (already in the order siblings take) with each child
+    right under its parent, and each one's prefix, as procps draws it:
+    `` \\_ `` before a child, then for each ancestor below the root
+    `` |  `` while it has later siblings, else four spaces. A process whose
+    parent is not listed is a root; roots show in the reverse order."""
+    listed = {r.pid for r in records}
+    children: dict[int, list[ProcessRecord]] = {}
+    roots = []
+    for r in records:
+        parent = r.ppid
+        if parent is not None and parent in listed and parent != r.pid:
+            children.setdefault(parent, []).append(r)
+        else:
+            roots.append(r)
+    ordered: list[ProcessRecord] = []
+    prefixes: list[str] = []
+    seen: set[int] = set()
+    # (record, its ancestors' marks, its own prefix, the mark its
+    # descendants inherit from it); a stack, not recursion: a chain of
+    # processes can be deeper than Python's recursion limit.
+    # Roots come out last first, as procps shows them (it walks its sorted
+    # table from the end looking for them); children in the sort's order.
+    stack = [(r, "", "", "") for r in roots]
+    while stack:
+        record, marks, own, mark = stack.pop()
+        if record.pid in seen:
+            continue
+        seen.add(record.pid)
+        ordered.append(record)
+        prefixes.append(own)
+        kids = children.get(record.pid, ())
+        inherited = marks + mark
+        for position in range(len(kids) - 1, -1, -1):
+            later = " |  " if position < len(kids) - 1 else "    "
+            stack.append((kids[position], inherited, inherited + " \\_ ", later))
+    if len(ordered) < len(records):  # a parent loop no root reaches: shown as roots
+        for r in records:
+            if r.pid not in seen:
+                seen.add(r.pid)
+                ordered.append(r)
+                prefixes.append("")
+    return ordered, prefixes
 
 
 def _ps_cells(records: "Sequence[ProcessRecord]", field: str, is_number: bool) -> list[str]:
@@ -617,8 +726,19 @@ def _ps_cells(records: "Sequence[ProcessRecord]", field: str, is_number: bool) -
     return [_printable(r[index]) for r in records]  # type: ignore[arg-type]
 
 
+def _with_tree(cells: list[str], field: str, tree: "list[str] | None") -> list[str]:
+    """COMMAND cells with the --forest prefixes before them (as procps
+    draws them, in the comm or args column only)."""
+    if tree is None or field not in ("comm", "args"):
+        return cells
+    return [prefix + cell for prefix, cell in zip(tree, cells, strict=True)]
+
+
 def _ps_rows(
-    records: "list[ProcessRecord]", spec: "list[tuple[str, str, bool]]", args: _Args
+    records: "list[ProcessRecord]",
+    spec: "list[tuple[str, str, bool]]",
+    args: _Args,
+    tree: "list[str] | None" = None,
 ) -> "Iterator[str]":
     """The ps table, a batch of rows at a time. Every column but the last
     is made first, for all rows, to know its width (the records are all in
@@ -631,7 +751,9 @@ def _ps_rows(
     *fixed, (last_title, last_field, last_right) = spec
     if last_right:  # a number last: padded like the others, all at once
         fixed.append((last_title, last_field, last_right))
-    columns = [_ps_cells(records, field, right) for _, field, right in fixed]
+    columns = [
+        _with_tree(_ps_cells(records, field, right), field, tree) for _, field, right in fixed
+    ]
     if args.header:
         columns = [[title, *column] for title, column in zip(titles, columns, strict=False)]
     rows = len(records) + args.header
@@ -653,6 +775,8 @@ def _ps_rows(
     size = 0
     for start in range(0, len(records), _BATCH):
         cells = _ps_cells(records[start : start + _BATCH], last_field, False)
+        if tree is not None:
+            cells = _with_tree(cells, last_field, tree[start : start + _BATCH])
         for prefix, cell in zip(prefixes[start : start + _BATCH], cells, strict=True):
             if limit is not None:  # a terminal: never more than it shows
                 parts.append(_cut(f"{prefix}{glue}{cell[:limit]}".rstrip(" "), limit))
@@ -685,6 +809,14 @@ def _json_processes(records: "list[ProcessRecord]", keys: list[str]) -> "Iterato
             size = 0
     parts.append("]}\n")
     yield "".join(parts)
+
+
+def _logged_in_as(record: "ProcessRecord", uids: set[int], names: set[str]) -> bool:
+    """Is ``record`` in a login of one of these users (its login uid; on
+    Windows, where there is none, its session's user name)?"""
+    if record.luid is not None:
+        return record.luid in uids
+    return record.login is not None and record.login in names
 
 
 def _owned_by(record: "ProcessRecord", uids: set[int], names: set[str]) -> bool:
@@ -861,8 +993,8 @@ def main(argv: "Sequence[str] | None" = None) -> int:
         _error(str(err))
         return EXIT_USAGE
     _carry_any_character()
-    if args == "help":
-        return _write(HELP)
+    if isinstance(args, str) and args.startswith("help"):
+        return _write(help_text(args.partition(" ")[2] or None))
     if args == "version":
         from . import __version__
 

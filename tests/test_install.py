@@ -6,13 +6,15 @@
   and no build tool.
 - The sdist carries what the tests and docs need: unpacked, it builds a
   wheel, and its own ``pytest -m "not slow"`` passes against that wheel.
+- The wheel installs the man page and the bash and zsh completions under
+  the environment's prefix, where man and the shells look, and they work.
 - A downstream client is type-checked against the installed wheel:
   ``mypy --strict`` rejects a str PID and keeps the backend type that
   ``use_backend`` was given.
 
 The clones are of this checkout's last commit (what a user clones), built
 with setuptools' own PEP 517 hooks in a private build environment. Those
-three are marked ``slow``: the sdist test runs the whole non-slow suite
+four are marked ``slow``: the sdist test runs the whole non-slow suite
 again (minutes). Two more, quick: committed benchmark results hold only
 what reproduces them, never a path of the machine that ran them; every
 pytest marker the project registers is used by a test.
@@ -104,6 +106,14 @@ def build(builder: Path, source: Path, kind: str, out: Path) -> Path:
     return out / name
 
 
+# What the wheel installs under the environment's prefix (tools/cli_docs.py).
+DATA_FILES = (
+    "share/bash-completion/completions/sessionid",
+    "share/man/man1/sessionid.1",
+    "share/zsh/site-functions/_sessionid",
+)
+
+
 def clone(target: Path, *options: str) -> Path:
     run("git", *options, "clone", "-q", REPO, target)
     return target
@@ -130,11 +140,14 @@ def test_a_checkout_without_symlinks_builds_the_same_wheel(builder: Path, tmp_pa
     assert "sessionid_cffi/emulation/procfs.py" in names
     assert "sessionid_cffi/emulation/model.py" in names
     assert "sessionid_cffi/py.typed" in names
-    # No bare top-level emulation package, no build tool, no tests.
-    assert {name.split("/")[0] for name in names} == {
-        "sessionid_cffi",
-        next(n.split("/")[0] for n in names if ".dist-info/" in n),
-    }
+    # No bare top-level emulation package, no build tool, no tests; the
+    # data files (man page, completions) in the wheel's .data folder.
+    dist_info = next(n.split("/")[0] for n in names if ".dist-info/" in n)
+    data = dist_info.replace(".dist-info", ".data")
+    assert {name.split("/")[0] for name in names} == {"sessionid_cffi", dist_info, data}
+    assert sorted(n for n in names if n.startswith(data)) == [
+        f"{data}/data/{path}" for path in sorted(DATA_FILES)
+    ]
     assert not [name for name in names if "ffi_build" in name]
 
 
@@ -191,6 +204,44 @@ def test_the_unpacked_sdist_passes_its_own_tests(builder: Path, tmp_path: Path) 
         python, "-I", "-c", "import sessionid_cffi; print(sessionid_cffi.__file__)", cwd=unpacked
     )
     assert where.startswith(str(tmp_path / "venv"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason=WINDOWS_REASON)
+def test_the_wheel_installs_the_man_page_and_completions_under_the_prefix(
+    builder: Path, tmp_path: Path
+) -> None:
+    source = clone(tmp_path / "clone")
+    wheel = build(builder, source, "wheel", tmp_path / "dist")
+    prefix = tmp_path / "venv"
+    venv_with(prefix, "--no-deps", "--no-index", str(wheel))
+    for path in DATA_FILES:  # where man, bash-completion and zsh look
+        installed = prefix / path
+        assert installed.is_file(), path
+        assert installed.read_bytes() == (source / path).read_bytes()
+    if shutil.which("man"):
+        page = subprocess.run(
+            ["man", "-P", "cat", "-l", str(prefix / DATA_FILES[1])],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "MANWIDTH": "100"},
+        )
+        assert page.returncode == 0, page.stderr
+        assert "--forest" in page.stdout.replace("\u2010", "-")
+    if shutil.which("bash"):
+        script = (
+            f"source {prefix / DATA_FILES[0]}\n"
+            "COMP_WORDS=(sessionid ps --fo); COMP_CWORD=2; _sessionid\n"
+            'echo "${COMPREPLY[*]}"\n'
+        )
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+        assert done.stdout.split() == ["--format", "--forest"], done
+    if shutil.which("zsh"):
+        done = subprocess.run(
+            ["zsh", "-n", str(prefix / DATA_FILES[2])], capture_output=True, text=True, timeout=60
+        )
+        assert (done.returncode, done.stderr) == (0, "")
 
 
 CLIENT = """
