@@ -321,13 +321,17 @@ def signal_number(text: str) -> int:
     SIG in any case (TERM, SIGTERM, kill). UsageError for others."""
     import signal
 
+    # KILL is 9 everywhere kill_session runs: Windows' signal module lacks
+    # it, and there it ends the process with exit code 9 (docs/windows.md).
     if text.isascii() and text.isdigit():
         number = int(text)
-        if number == 0 or number in signal.valid_signals():
+        if number in (0, 9) or number in signal.valid_signals():
             return number
     else:
         name = text.upper()
         name = name if name.startswith("SIG") else f"SIG{name}"
+        if name == "SIGKILL":
+            return 9
         member = getattr(signal.Signals, "__members__", {}).get(name)
         if member is not None:
             return int(member)

@@ -861,3 +861,14 @@ def test_the_recommended_forms_import_nothing_from_the_working_folder(
     else:
         # The plain form does run it: what the recommendation avoids.
         assert planted_ran
+
+
+def test_kill_takes_kill_and_9_on_every_platform() -> None:
+    # Windows' signal module has no SIGKILL; kill_session ends the process
+    # with exit code 9 there, so `sessionid kill -s KILL` must parse.
+    from sessionid_cffi._cli import UsageError, signal_number
+
+    assert [signal_number(word) for word in ("KILL", "kill", "SIGKILL", "9")] == [9, 9, 9, 9]
+    assert signal_number("0") == 0
+    with pytest.raises(UsageError, match="unknown signal"):
+        signal_number("SIGNOPE")
