@@ -446,6 +446,9 @@ def compare(live: Any, model: ModelBackend, pids: Iterable[int], forest: Forest)
     return mismatches
 
 
+# Real agent processes over sockets: judged by the live suites (test_differential,
+# test_state_machine, test_contract), not by the mutation gate (docs/reliability.md).
+# pragma: no mutate start
 class RealForest(Forest):
     """A forest of real agent processes (see the module docstring)."""
 
@@ -705,6 +708,7 @@ class RealForest(Forest):
             STATS["held_elsewhere"] += 1
 
 
+# pragma: no mutate end
 class SimForest(Forest):
     """Simulated processes: the same records, no OS; the backend under test
     answers from the records by the contract's rules, written out plainly."""

@@ -1,0 +1,1023 @@
+"""The kit's rules, worlds and generated-world judging, fast: every case is
+"a backend broken in one way is BROKEN under rule X, the correct one kept",
+judged against a table, a declaration or a simulated forest this test set
+up, never against what the kit itself computed. No real process world is
+built here (the live suites do that): these tests run in milliseconds, so
+that the mutation gate (``tools/mutation.py --modules kit``) can afford them
+for each of the kit's mutants."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+from sessionid_cffi.emulation.model import ModelBackend
+
+from sessionid_cffi import ProcessNotFoundError, SessionIdError
+from sessionid_cffi._errors import access_denied, not_found
+from sessionid_cffi.testing import (
+    ContractReport,
+    ContractViolation,
+    LibraryLevel,
+    PartlyChecked,
+    RuleSkipped,
+    World,
+    _forest,
+    _generated,
+    _worlds,
+    check_contract,
+    contract,
+)
+from sessionid_cffi.testing._fake import CallerNotInFakeError, FakeSessions, make_fake
+from sessionid_cffi.testing._forest import Proc, SimForest
+from sessionid_cffi.testing._generated import Judgement, judge_declared
+from sessionid_cffi.testing._worlds import DeclaredWorld, ListedWorld, ModelWorld, world_for
+
+OWN = os.getpid()
+# A declared world: the caller in 1; far processes in logins 2 and 3; one
+# exited (held) in 2; a thread id; a reaped PID. PIDs spaced by 100, so
+# that PID+1..+3 of each are free.
+TABLE = {OWN: 1, OWN + 100: 2, OWN + 200: 3, OWN + 300: 2, OWN + 400: 0}
+THREAD, GONE, EXITED = OWN + 500, OWN + 600, OWN + 300
+
+
+def declared() -> DeclaredWorld:
+    world = World.declare(TABLE, threads=[THREAD], exited=[EXITED], gone=[GONE])
+    assert isinstance(world, DeclaredWorld)
+    return world
+
+
+class Fake:
+    """A backend of one's own answering from TABLE; ``wrong`` maps a query
+    form to a change of its answers (the breakage under test)."""
+
+    name = "fake"
+
+    def __init__(self, **wrong: Callable[..., Any]) -> None:
+        self.wrong = wrong
+
+    def session_id(self, pid: int) -> int:
+        if "single" in self.wrong:
+            return int(self.wrong["single"](pid))
+        return self._true(pid)
+
+    def _true(self, pid: int) -> int:
+        if pid in TABLE:
+            return TABLE[pid]
+        raise ProcessNotFoundError(pid)
+
+    def console_session_id(self) -> int | None:
+        return None
+
+    def _listing(self, pids: list[int] | None) -> dict[int, int]:
+        found = {}
+        for pid in TABLE if pids is None else pids:
+            try:
+                found[pid] = self._true(pid)
+            except ProcessNotFoundError:
+                continue
+        return found
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        listed = self._listing(pids)
+        form = "subset" if pids is not None else "all"
+        if form in self.wrong:
+            listed = self.wrong[form](listed)
+        return listed
+
+
+def answer_or_raise(change: dict[int, Any]) -> Callable[[int], int]:
+    """session_id answering TABLE's truth except for the PIDs in ``change``
+    (a session, or an exception to raise)."""
+
+    def single(pid: int) -> int:
+        if pid in change:
+            got = change[pid]
+            if isinstance(got, BaseException):
+                raise got
+            return int(got)
+        return Fake()._true(pid)
+
+    return single
+
+
+def findings_of(backend: Any) -> Judgement:
+    return judge_declared(backend, declared())
+
+
+# -- the generated world's judging, on a declared world ------------------------------
+def test_a_correct_fake_has_no_findings_and_every_count() -> None:
+    judgement = findings_of(Fake())
+    assert judgement.findings == {"C2": [], "C4": [], "C5": [], "C7": []}
+    counts = judgement.counts
+    # Alive and not the caller: OWN+100, +200, +400; exited OWN+300, gone OWN+600.
+    assert counts["C2"] == {"processes": 3, "threads": 0, "reuses": 0, "queries": 3, "forms": 1}
+    assert counts["C5"] == {"processes": 2, "threads": 0, "reuses": 0, "queries": 2, "forms": 1}
+    assert counts["C4"] == {"processes": 0, "threads": 1, "reuses": 0, "queries": 1, "forms": 1}
+    # The listing: every process but the gone one, and the caller: 5; no records.
+    assert counts["C7"] == {"processes": 5, "threads": 1, "reuses": 0, "queries": 2, "forms": 2}
+    assert judgement.describe("C2") == "declared world: 3 processes, 3 queries, 1 forms"
+    assert judgement.failed is None
+    assert not judgement.isolated
+
+
+@pytest.mark.parametrize(
+    ("change", "rule", "words"),
+    [
+        ({OWN + 200: 0}, "C2", f"(PID {OWN + 200}, depth 1), running, reports session 3"),
+        ({OWN + 100: 1}, "C2", "but the backend answered 1"),
+        ({EXITED: not_found(EXITED, "gone")}, "C5", "exited, not yet reaped, reports session 2"),
+        ({GONE: 2}, "C5", "was reaped: must raise ProcessNotFoundError (87), got 2"),
+        ({GONE: access_denied(GONE, "x")}, "C5", "was reaped: must raise"),
+        ({THREAD: 0}, "C4", f"thread id {THREAD} of world process"),
+        ({THREAD: access_denied(THREAD, "x")}, "C4", "must raise ProcessNotFoundError (87)"),
+        ({OWN + 400: KeyError("boom")}, "C2", "raised KeyError: 'boom'"),
+        ({EXITED: KeyError("boom")}, "C5", "raised KeyError"),
+        ({THREAD: KeyError("boom")}, "C4", f"session_id({THREAD}) of a thread of"),
+    ],
+)
+def test_one_wrong_single_answer_is_found_under_its_rule(
+    change: dict[int, Any], rule: str, words: str
+) -> None:
+    judgement = findings_of(Fake(single=answer_or_raise(change)))
+    found = {name: items for name, items in judgement.findings.items() if items}
+    assert list(found) == [rule], found
+    assert len(found[rule]) == 1, found[rule]
+    assert words in found[rule][0], found[rule]
+
+
+def test_a_broken_answer_is_not_counted_as_judged() -> None:
+    judgement = findings_of(Fake(single=answer_or_raise({OWN + 400: KeyError("x")})))
+    assert judgement.counts["C2"]["processes"] == 2
+
+
+def test_a_stranger_on_a_reaped_pid_may_answer_anything() -> None:
+    class Taken(DeclaredWorld):
+        def names_process(self, pid: int) -> bool | None:
+            return pid == GONE or super().names_process(pid)
+
+    world = Taken(TABLE, threads=[THREAD], exited=[EXITED], gone=[GONE])
+    both: dict[str, Callable[..., Any]] = {"subset": lambda got: {**got, GONE: 7}}
+    judgement = judge_declared(Fake(single=answer_or_raise({GONE: 7}), **both), world)
+    assert judgement.findings == {"C2": [], "C4": [], "C5": [], "C7": []}
+    assert judgement.counts["C5"]["processes"] == 2
+
+
+@pytest.mark.parametrize(
+    ("form", "change", "words"),
+    [
+        ("subset", lambda got: {**got, OWN + 200: 0}, "session_ids(7 world PIDs) lists world"),
+        ("all", lambda got: {**got, OWN + 200: 0}, "session_ids(None) lists world process"),
+        ("all", lambda got: {p: s for p, s in got.items() if p != EXITED}, "as absent"),
+        ("all", lambda got: {p: s for p, s in got.items() if p != OWN}, "the caller (PID"),
+        ("subset", lambda got: {**got, THREAD: 0}, f"lists PID {THREAD}, a thread id or reaped"),
+        ("all", lambda got: {**got, GONE: 2}, f"lists PID {GONE}, a thread id or reaped PID"),
+        ("subset", lambda got: {**got, OWN + 7: 1}, f"it was not asked about: [{OWN + 7}]"),
+    ],
+)
+def test_one_wrong_listing_is_found_under_c7(
+    form: str, change: Callable[..., Any], words: str
+) -> None:
+    judgement = findings_of(Fake(**{form: change}))
+    found = {name: items for name, items in judgement.findings.items() if items}
+    assert list(found) == ["C7"], found
+    assert any(words in item for item in found["C7"]), found["C7"]
+
+
+def test_strays_in_a_whole_listing_count_only_in_a_world_of_its_own() -> None:
+    backend = Fake(all=lambda got: {**got, OWN + 7: 1})
+    world = declared()
+    shared = Judgement()
+    _generated._judge_forest(backend, _generated._Declared(world), shared, isolated=False)
+    assert shared.findings["C7"] == []
+    own = Judgement()
+    _generated._judge_forest(backend, _generated._Declared(world), own, isolated=True)
+    assert own.findings["C7"] == [
+        f"session_ids(None) lists PIDs naming no process of the world's own PID "
+        f"namespace: [{OWN + 7}]"
+    ]
+
+
+def test_windows_listings_may_drop_exited_processes_held_by_a_handle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drop = {"all": lambda got: {p: s for p, s in got.items() if p != EXITED}}
+    monkeypatch.setattr(_generated, "WINDOWS", True)
+    assert findings_of(Fake(**drop)).findings["C7"] == []
+    # ... but only from the whole listing: the subset asked for it.
+    subset = {"subset": lambda got: {p: s for p, s in got.items() if p != EXITED}}
+    assert len(findings_of(Fake(**subset)).findings["C7"]) == 1
+
+
+def test_process_records_is_judged_where_the_backend_has_it() -> None:
+    from sessionid_cffi._records import ProcessRecord
+
+    class WithRecords(Fake):
+        def process_records(self, fields: object = None) -> list[ProcessRecord]:
+            rows = self._listing(None)
+            rows[OWN + 100] = 9
+            return [ProcessRecord(pid, s) for pid, s in rows.items()]  # type: ignore[call-arg]
+
+    judgement = findings_of(WithRecords())
+    assert judgement.counts["C7"]["forms"] == 3
+    assert judgement.findings["C7"] == [
+        f"process_records() lists world process declared-{OWN + 100} (PID {OWN + 100}, "
+        "depth 1) as 9, but it reports session 2 from the inside"
+    ]
+
+
+def test_a_listing_that_raises_is_a_c7_finding() -> None:
+    def boom(got: dict[int, int]) -> dict[int, int]:
+        raise RuntimeError("down")
+
+    judgement = findings_of(Fake(all=boom))
+    assert judgement.findings["C7"] == ["session_ids(None) raised RuntimeError: down"]
+    assert judgement.counts["C7"]["forms"] == 1  # the subset form before it
+
+
+def test_the_declared_world_as_forest_records() -> None:
+    world = World.declare(
+        {OWN: 1, 10: 2, 20: 3, 30: 0}, threads=[40, 41], denied=[30], exited=[20], gone=[50]
+    )
+    forest = _generated._Declared(world)  # type: ignore[arg-type]
+    assert (forest.self_pid, forest.self_session) == (OWN, 1)
+    states = [(p.pid, p.session, p.state, p.tids) for p in forest.procs]
+    assert states == [(10, 2, "alive", [40, 41]), (20, 3, "exited", []), (50, 0, "gone", [])]
+    assert forest.names_process(41)
+    assert forest.names_process(20)
+    assert not forest.names_process(51)
+
+
+# -- the generated world's shape, built on a simulated forest ----------------------
+class Simulated(SimForest):
+    """SimForest with the Linux-only steps the generated world takes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setsids: list[Proc] = []
+        self.nohups: list[Proc] = []
+        self.next_pid: int | None = None
+
+    def setsid(self, proc: Proc) -> None:
+        self.setsids.append(proc)
+
+    def nohup(self, proc: Proc) -> None:
+        self.nohups.append(proc)
+
+    def _new_id(self) -> int:
+        if self.next_pid is not None:
+            pid, self.next_pid = self.next_pid, None
+            return pid
+        return super()._new_id()
+
+
+def depth(proc: Proc) -> int:
+    level, up = 1, proc.parent
+    while up is not None:
+        level, up = level + 1, up.parent
+    return level
+
+
+def ancestors(proc: Proc) -> list[Proc]:
+    found, up = [], proc.parent
+    while up is not None:
+        found, up = [*found, up], up.parent
+    return found
+
+
+@pytest.fixture
+def logins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linux as root: logins anywhere (as on CI)."""
+    monkeypatch.setattr(_generated, "LINUX", True)
+    monkeypatch.setattr(_generated, "WINDOWS", False)
+    monkeypatch.setattr(_generated, "can_login", lambda: True)
+    monkeypatch.setattr(_generated, "root_may_login", lambda: True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_generated_world_holds_every_kind_of_process(logins: None, seed: int) -> None:
+    forest, judgement = Simulated(), Judgement()
+    _generated._build(forest, random.Random(seed), 16, judgement)
+    procs = forest.procs
+    assert len(procs) == 16
+    assert "logins" not in judgement.missing
+    inside = [p for p in procs if p.session != forest.self_session]
+    # A running process inside a login at every depth 1-4.
+    alive = {depth(p) for p in inside if p.state == "alive"}
+    assert {1, 2, 3, 4} <= alive, forest.describe()
+    # A login below a login (spine A's relogin), orphans, a running
+    # grandchild through an adopted orphan.
+    assert any(p.logins and any(a.logins for a in ancestors(p)) for p in procs)
+    assert any(
+        p.state == "alive" and p.parent and p.parent.orphan and p.parent.parent for p in procs
+    )
+    assert sum(p.orphan for p in procs) >= 2
+    assert len(forest.setsids) >= 2
+    assert len(forest.nohups) >= 2
+    assert all(p.session != forest.self_session for p in forest.setsids[:2])
+    # Threads in three processes, one of them inside a login; fates.
+    with_threads = [p for p in procs if p.tids]
+    assert len(with_threads) >= 2
+    assert any(p in inside for p in with_threads)
+    assert all(p.state == "alive" for p in with_threads)
+    exited = [p for p in procs if p.state == "exited"]
+    gone = [p for p in procs if p.state == "gone"]
+    assert len(exited) >= 2, forest.describe()
+    assert len(gone) >= 2, forest.describe()
+    assert any(p in inside for p in exited)
+    # A zombie's parent stays alive to hold it.
+    for proc in exited:
+        assert proc.parent is None or proc.parent.state == "alive" or proc.orphan
+
+
+def test_without_logins_the_world_says_so_and_stays_in_the_callers_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_generated, "can_login", lambda: False)
+    forest, judgement = Simulated(), Judgement()
+    _generated._build(forest, random.Random(3), 12, judgement)
+    assert "no process could start a login" in judgement.missing["logins"]
+    assert {p.session for p in forest.procs} == {forest.self_session}
+    assert len(forest.procs) == 12
+
+
+def test_without_root_a_login_never_starts_below_a_login(
+    logins: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_generated, "root_may_login", lambda: False)
+    original = Simulated.login
+
+    def login(self: Simulated, proc: Proc, uid: int | None = None) -> None:
+        assert not proc.login_set, f"{proc!r} is below a login"
+        original(self, proc, uid)
+        proc.login_set = True
+
+    monkeypatch.setattr(Simulated, "login", login)
+    for seed in range(4):
+        forest = Simulated()
+        _generated._build(forest, random.Random(seed), 16, Judgement())
+        assert any(p.logins for p in forest.procs)
+
+
+def test_the_fates_exit_deep_processes_inside_logins_first(logins: None) -> None:
+    forest = Simulated()
+    top = forest.spawn(None)
+    forest.login(top)
+    middle = forest.spawn(top)
+    deep = forest.spawn(middle)
+    plain = [forest.spawn(None) for _ in range(6)]
+    _generated._fates(forest, random.Random(1), keep=[top])
+    assert top.state == "alive"
+    assert deep.state == "exited"  # the first chosen: inside a login, deepest
+    assert middle.state == "alive"  # holds its exited child
+    chosen = [p for p in forest.procs if p.state != "alive"]
+    assert len(chosen) == 4
+    assert all(p in plain for p in chosen if p is not deep)
+    assert [p.state for p in chosen].count("gone") == 2
+
+
+def test_judging_here_builds_judges_and_closes_each_world(
+    logins: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Simulated] = []
+
+    def forest() -> Simulated:
+        made.append(Simulated())
+        return made[-1]
+
+    monkeypatch.setattr(_generated, "RealForest", forest)
+    judgement = _generated._judge_here(_Oracle(made), [5, 6], 10, isolated=False)
+    assert judgement.seeds == [5, 6]
+    assert len(made) == 2
+    assert judgement.findings == {"C2": [], "C4": [], "C5": [], "C7": []}
+    assert all(p.state == "gone" for f in made for p in f.procs)  # closed
+    assert judgement.counts["C7"]["forms"] == 4  # two listings a world
+    assert "seed 5, 6" in judgement.describe("C2")
+
+    class Broken(Simulated):
+        def spawn(self, parent: Proc | None, *, orphan: bool = False) -> Proc:
+            raise _forest.ForestError("no agent")
+
+    monkeypatch.setattr(_generated, "RealForest", Broken)
+    failed = _generated._judge_here(_Oracle(made), [1], 10, isolated=False)
+    assert failed.failed == "the generated world could not be built: no agent"
+
+
+class _Oracle:
+    """Answers from the latest simulated forest's own records."""
+
+    name = "oracle"
+
+    def __init__(self, forests: list[Simulated]) -> None:
+        self.forests = forests
+
+    def session_id(self, pid: int) -> int:
+        return self.forests[-1].backend.session_id(pid)
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        forest = self.forests[-1]
+        if pids is None:
+            pids = [forest.self_pid] + [p.pid for p in forest.procs if p.state != "gone"]
+        return forest.backend.session_ids(pids)
+
+
+def test_pid_reuse_is_judged_on_every_query_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_reuse`` on a simulated forest whose next PID is what the seam
+    wrote to ns_last_pid plus one (as the kernel does)."""
+    forest = Simulated()
+    written: list[str] = []
+
+    class NsLastPid:
+        def __enter__(self) -> NsLastPid:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            forest.next_pid = int(written[-1]) + 1
+
+        def write(self, text: str) -> None:
+            written.append(text)
+
+    def fake_open(path: str, mode: str = "r") -> NsLastPid:
+        assert (path, mode) == ("/proc/sys/kernel/ns_last_pid", "w")
+        return NsLastPid()
+
+    monkeypatch.setattr(_generated, "open", fake_open, raising=False)
+    judgement = Judgement()
+    _generated._reuse(_Oracle([forest]), forest, judgement)
+    assert judgement.findings["C5"] == []
+    assert len(written) == 2
+    assert judgement.counts["C5"]["reuses"] == 2
+    assert judgement.counts["C5"]["queries"] == 6
+    assert judgement.counts["C5"]["forms"] == 3
+
+    class Remembers(_Oracle):
+        """Keeps a reaped process's session for its PID (a stale cache)."""
+
+        seen: ClassVar[dict[int, int]] = {}
+
+        def session_id(self, pid: int) -> int:
+            return self.seen.setdefault(pid, super().session_id(pid))
+
+    forest = Simulated()
+    judgement = Judgement()
+    _generated._reuse(Remembers([forest]), forest, judgement)
+    assert len(judgement.findings["C5"]) == 2
+    assert (
+        "was reused: the process in session 2 was reaped and a newcomer reports "
+        in (judgement.findings["C5"][0])
+    )
+    assert judgement.findings["C5"][0].endswith("but session_id answered 2")
+
+    forest = Simulated()
+    monkeypatch.setattr(Simulated, "_new_id", SimForest._new_id)  # the PID is not reused
+    judgement = Judgement()
+    _generated._reuse(_Oracle([forest]), forest, judgement)
+    assert judgement.counts["C5"]["reuses"] == 0
+    assert "the newcomer got PID" in judgement.missing["reuse"]
+
+
+def test_judge_falls_back_to_the_callers_namespace(
+    logins: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Simulated] = []
+    monkeypatch.setattr(_generated, "RealForest", lambda: made.append(Simulated()) or made[-1])
+    monkeypatch.setattr(_generated, "_judge_in_namespace", lambda *a: "no namespace here")
+    monkeypatch.setattr(_generated.os, "geteuid", lambda: 0)
+    judgement = _generated.judge(_Oracle(made), worlds=2, size=8, seed=40)
+    assert judgement.seeds == [40, 41]
+    assert judgement.missing["reuse"] == "no namespace here"
+    isolated = Judgement(isolated=True)
+    monkeypatch.setattr(_generated, "_judge_in_namespace", lambda *a: isolated)
+    assert _generated.judge(_Oracle(made), worlds=1, size=8, seed=None) is isolated
+    monkeypatch.setattr(_generated.os, "geteuid", lambda: 1000)
+    judgement = _generated.judge(_Oracle(made), worlds=1, size=8, seed=3)
+    assert "PID reuse is forced only as root" in judgement.missing["reuse"]
+
+
+def test_sizing_reads_arguments_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(_generated.WORLDS_ENV, raising=False)
+    monkeypatch.delenv(_generated.SIZE_ENV, raising=False)
+    assert _generated.sizing(None, None) == (1, 16)
+    monkeypatch.setenv(_generated.WORLDS_ENV, "3")
+    monkeypatch.setenv(_generated.SIZE_ENV, "40")
+    assert _generated.sizing(None, None) == (3, 40)
+    assert _generated.sizing(0, 1) == (0, 1)
+    for bad in ((-1, 4), (1, 0)):
+        with pytest.raises(ValueError, match="worlds must be >= 0 and size >= 1"):
+            _generated.sizing(*bad)
+
+
+def test_describe_names_the_seeds_and_the_namespace() -> None:
+    judgement = Judgement(seeds=[7], isolated=True)
+    judgement.counts["C5"].update(processes=3, reuses=2)
+    assert judgement.describe("C5") == (
+        "generated world in its own PID namespace (seed 7): 3 processes, 2 reuses"
+    )
+    assert Judgement().describe("C4") == "declared world: nothing declared for it"
+
+
+# -- the rules on declared and model worlds ---------------------------------------
+def test_check_contract_on_a_declared_world_names_the_part_and_the_rest() -> None:
+    far = {pid: 0 for pid in (OWN + 100, OWN + 200, OWN + 300, OWN + 400)}
+    with pytest.raises(ContractViolation) as caught:
+        check_contract(Fake(single=answer_or_raise(far)), world=declared())  # type: ignore[arg-type]
+    report = str(caught.value)
+    c2 = next(line for line in report.splitlines() if line.startswith("  BROKEN C2:"))
+    assert "C2: in the declared world: 3 processes, 3 queries, 1 forms: " in c2
+    assert "(and" not in c2  # 2 of 3 are wrong (OWN+400 is in 0)
+    listed = {pid: 0 for pid in TABLE}
+    with pytest.raises(ContractViolation) as caught:
+        check_contract(Fake(all=lambda got: listed), world=declared())  # type: ignore[arg-type]
+    c7 = next(line for line in str(caught.value).splitlines() if "BROKEN C7" in line)
+    assert c7.endswith("(and 1 more)")  # 4 wrong of 5: three shown
+
+
+def test_a_declared_world_reports_what_it_judged_per_rule() -> None:
+    report = check_contract(Fake(), world=declared())  # type: ignore[arg-type]
+    assert report.judged["C4"] == "declared world: 1 threads, 1 queries, 1 forms"
+    assert set(report.judged) == {"C2", "C4", "C5", "C7"}
+    assert "judged on the world's own processes only" in report.notes["C2"]
+    assert "C6" in report.skipped
+    assert set(report.library) == {"C8", "C9"}
+    assert "[declared world: 1 threads" in str(report)
+
+
+def test_c7_cross_checks_the_listing_against_single_answers() -> None:
+    class Disagrees(ModelBackend):
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            return {pid: s + 1 for pid, s in super().session_ids(pids).items()}
+
+    with pytest.raises(ContractViolation, match=r"C7: session_ids\(\) lists PID \d+ in session"):
+        check_contract(Disagrees({OWN: 1, OWN + 100: 2}), rules=["C7"])
+
+    class NotDword(ModelBackend):
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            return {**super().session_ids(pids), OWN + 100: -5}
+
+    with pytest.raises(ContractViolation, match=r"lists PID \d+ in -5, not a DWORD"):
+        check_contract(NotDword({OWN: 1, OWN + 100: 2}), rules=["C7"])
+
+
+def test_c10_with_aliasing_needs_the_low_bits_ignored() -> None:
+    own = OWN & ~3
+
+    class NoAlias(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            if pid % 4:
+                raise ProcessNotFoundError(pid)
+            return super().session_id(pid)
+
+    table = {own: 1, own + 400: 2}
+    assert check_contract(ModelBackend(table, aliasing=True), rules=["C10"]).kept == ["C10"]
+    with pytest.raises(ContractViolation, match=r"child PID\+1 .* must answer"):
+        check_contract(NoAlias(table, aliasing=True), rules=["C10"])
+
+    class Shifted(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            return super().session_id(pid) + (pid % 4 == 3)
+
+    with pytest.raises(ContractViolation, match=r"PID \d+\+3 answered session"):
+        check_contract(Shifted(table, aliasing=True), rules=["C10"])
+
+
+def test_c10_on_a_declared_world_uses_a_process_with_free_neighbours() -> None:
+    # The first process whose next three PIDs are free is OWN+103.
+    crowded = {OWN: 1, OWN + 100: 2, OWN + 101: 2, OWN + 102: 2, OWN + 103: 2, OWN + 200: 3}
+    world = World.declare(crowded)
+    with pytest.raises(ContractViolation, match=f"PID\\+1 of a running child.*PID {OWN + 104}\\)"):
+        check_contract(_AliasingFake(crowded), world=world, rules=["C10"])  # type: ignore[arg-type]
+    report = check_contract(_AliasingFake(crowded, alias=False), world=world, rules=["C10"])  # type: ignore[arg-type]
+    assert report.kept == ["C10"]
+    alone = World.declare({OWN: 1})
+    report = check_contract(_AliasingFake({OWN: 1}), world=alone, rules=["C10"])  # type: ignore[arg-type]
+    assert "cannot start a child" in report.skipped["C10"]
+
+
+class _AliasingFake(Fake):
+    """Answers PID+1..+3 like the PID (wrong on Linux)."""
+
+    def __init__(self, table: dict[int, int], *, alias: bool = True) -> None:
+        super().__init__()
+        self.table, self.alias = table, alias
+
+    def _true(self, pid: int) -> int:
+        if pid in self.table:
+            return self.table[pid]
+        for below in (pid - 1, pid - 2, pid - 3) if self.alias else ():
+            if below in self.table:
+                return self.table[below]
+        raise ProcessNotFoundError(pid)
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        found = {}
+        for pid in self.table if pids is None else pids:
+            try:
+                found[pid] = self._true(pid)
+            except ProcessNotFoundError:
+                continue
+        return found
+
+
+def test_c11_on_a_declared_world_uses_its_own_processes() -> None:
+    world = World.declare({OWN: 1, OWN + 100: 2, OWN + 200: 3, OWN + 300: 4})
+
+    class Swapped(_AliasingFake):
+        def session_id(self, pid: int) -> int:
+            return 9 if pid == OWN + 200 else super().session_id(pid)
+
+    table = {OWN: 1, OWN + 100: 2, OWN + 200: 3, OWN + 300: 4}
+    with pytest.raises(ContractViolation, match="C11: 4 threads asked 200 times"):
+        check_contract(Swapped(table, alias=False), world=world, rules=["C11"])  # type: ignore[arg-type]
+    alone = World.declare({OWN: 1, OWN + 100: 1})
+    report = check_contract(_AliasingFake({OWN: 1}, alias=False), world=alone, rules=["C11"])  # type: ignore[arg-type]
+    assert "fewer than 2 distinct sessions" in report.skipped["C11"]
+
+
+def test_c1_c3_c6_raw_calls_on_a_model() -> None:
+    class RawZero(ModelBackend):
+        """Answers a session for the caller that changes every call."""
+
+        n = 0
+
+        def session_id(self, pid: int) -> int:
+            self.n += 1
+            return super().session_id(pid) + (self.n >= 3)
+
+    with pytest.raises(
+        ContractViolation, match=r"C1: raw ProcessIdToSessionId\(\d+\) gave \(1, 2\)"
+    ):
+        check_contract(RawZero({OWN: 1}), rules=["C1"])
+    report = check_contract(ModelBackend({OWN: 1, OWN + 100: 2}, denied=[OWN + 100]), rules=["C6"])
+    assert report.kept == ["C6"]
+    report = check_contract(ModelBackend({OWN: 1}), rules=["C6"])
+    assert report.skipped["C6"] == "the model's table: no process is denied to the caller"
+
+
+def test_overlapping_counts_queries_begun_while_another_pid_was_asked() -> None:
+    assert contract._overlapping([]) == 0
+    assert contract._overlapping([(0, 1, 10), (2, 3, 20)]) == 0  # one after the other
+    assert contract._overlapping([(0, 3, 10), (1, 2, 20)]) == 1
+    assert contract._overlapping([(0, 3, 10), (1, 2, 10)]) == 0  # the same PID's thread
+    assert contract._overlapping([(0, 5, 10), (1, 2, 20), (3, 4, 30)]) == 2
+    assert contract._overlapping([(0, 2, 10), (2, 3, 20)]) == 0  # ended as it began
+
+
+def test_the_report_reads_rule_by_rule() -> None:
+    report = ContractReport("b", "w", kept=["C1", "C2"], broken={"C3": "x"})
+    report.skipped["C6"] = "why"
+    report.library["C8"] = "lib"
+    report.notes["C2"] = "part"
+    report.judged["C2"] = "seen"
+    assert str(report).splitlines() == [
+        "contract check of backend 'b' on w:",
+        "  BROKEN C3: x",
+        "  kept   C1",
+        "  kept   C2 [seen] (only in part: part)",
+        "  library C8: lib",
+        "  not checked C6: why",
+    ]
+
+
+def test_check_contract_refuses_sizing_with_a_world_and_names_every_missing_method() -> None:
+    with pytest.raises(ValueError, match="worlds=, size= and seed= size the default"):
+        check_contract(ModelBackend({OWN: 1}), world=declared(), seed=1)
+    with pytest.raises(ValueError, match="not with world="):
+        check_contract(ModelBackend({OWN: 1}), world=declared(), worlds=0)
+    with pytest.raises(TypeError) as caught:
+        check_contract(object())  # type: ignore[arg-type]
+    assert ".session_id, .console_session_id, .session_ids" in str(caught.value)
+    assert "object has none of these" in str(caught.value)
+
+
+def test_check_contract_sorts_each_outcome_and_restores_the_last_error() -> None:
+    from sessionid_cffi import lowlevel
+
+    outcomes = {
+        "C1": ContractViolation("no"),
+        "C2": RuleSkipped("skip"),
+        "C3": LibraryLevel("lib"),
+        "C4": PartlyChecked("part"),
+        "C5": KeyError("kit"),
+    }
+
+    def rule_for(name: str) -> Callable[[Any, Any], None]:
+        def rule(backend: Any, world: Any) -> None:
+            world.judged[name] = f"judged {name}"
+            raise outcomes[name]
+
+        return rule
+
+    lowlevel._set_last_error(1234)
+    rules = {name: rule_for(name) for name in outcomes}
+    rules["C6"] = lambda backend, world: None
+    saved = dict(contract.RULES)
+    contract.RULES.update(rules)
+    try:
+        with pytest.raises(ContractViolation) as caught:
+            check_contract(ModelBackend({OWN: 1}), rules=[*rules])
+    finally:
+        contract.RULES.clear()
+        contract.RULES.update(saved)
+    assert lowlevel.GetLastError() == 1234
+    lines = str(caught.value).splitlines()
+    assert "  BROKEN C1: no" in lines
+    assert "  kept   C4 [judged C4] (only in part: part)" in lines
+    assert "  library C3: lib" in lines
+    assert "  not checked C2: skip" in lines
+    assert "  kept   C6" in lines
+    assert any(
+        line.startswith("  not checked C5: the check itself failed") and "KeyError" in line
+        for line in lines
+    )
+
+
+def test_the_backend_is_blamed_only_for_its_own_frames() -> None:
+    backend = ModelBackend({OWN: 1})
+    with pytest.raises(SessionIdError) as caught:
+        backend.session_id(0)
+    assert contract._raised_by_the_backend(caught.value, backend)
+    assert not contract._raised_by_the_backend(caught.value, ModelBackend({OWN: 1}))
+    assert not contract._raised_by_the_backend(ValueError(), backend)
+
+
+def test_ask_refuses_what_no_backend_may_return() -> None:
+    class Returns(ModelBackend):
+        value: object = 0
+
+        def session_id(self, pid: int) -> int:
+            return self.value  # type: ignore[return-value]
+
+    backend = Returns({OWN: 1})
+    for bad in (True, -1, 2**32, 1.0, None):
+        backend.value = bad
+        with pytest.raises(ContractViolation, match="not a DWORD"):
+            contract._ask(backend, OWN)
+    for good in (0, 2**32 - 1):
+        backend.value = good
+        assert contract._ask(backend, OWN) == good
+
+
+def test_expect_error_names_the_class_the_error_and_the_pid() -> None:
+    backend = ModelBackend({OWN: 1, OWN + 100: 2}, denied=[OWN + 100])
+    contract._expect_error(backend, OWN + 100, 5, "C6", "x")
+    contract._expect_error(backend, OWN + 7, 87, "C3", "x")
+    with pytest.raises(
+        ContractViolation,
+        match="must raise AccessDeniedError with winerror 5, but got ProcessNotFoundError",
+    ):
+        contract._expect_error(backend, OWN + 7, 5, "C6", "x")
+    with pytest.raises(ContractViolation, match="with winerror 87, but got session 1"):
+        contract._expect_error(backend, OWN, 87, "C3", "x")
+    with pytest.raises(ContractViolation, match=r"C5: y \(PID \d+\) is in session 2, but"):
+        contract._expect_session(backend, OWN, "C5", "y", truth=2)
+    with pytest.raises(ContractViolation, match="must answer, but got"):
+        contract._expect_session(backend, OWN + 7, "C5", "y")
+
+
+# -- worlds -----------------------------------------------------------------------
+def test_model_world_children_threads_and_missing_pids() -> None:
+    model = ModelBackend({OWN: 1, 8: 0, 13: 2}, threads=[21], zombies=[13], denied=[8])
+    world = ModelWorld(model)
+    free = world._free_pid()
+    assert free % 4 == 0
+    assert free > max(OWN, 21)
+    assert not world.names_process(free)
+    with world.child() as child:
+        assert child is not None
+        assert (child.pid, child.truth) == (free, 1)
+        assert model.session_id(child.pid) == 1
+        child.exit()
+        assert child.pid in model.zombies
+    assert child.pid not in model.processes()
+    with world.child(login=True) as login:
+        assert login is not None
+        assert login.truth == 3
+        assert model.processes()[login.pid] == 3
+    with world.thread_id() as tid:
+        assert tid == free
+        assert tid in model.threads()
+    assert tid not in model.threads()
+    assert world.missing_pids() == [0, free + 16, 0xFFFFFFFC]
+    assert world.denied_pid() == 8
+    assert world.login_unavailable() is None
+    assert world.self_pid() == OWN
+    assert world.self_truth() == 1
+
+
+def test_model_world_without_the_caller_acts_from_a_usable_pid() -> None:
+    world = ModelWorld(ModelBackend({5: 0, 9: 2, 12: 3}, zombies=[5], denied=[9]))
+    assert (world.self_pid(), world.self_truth()) == (12, 3)
+    with pytest.raises(LookupError, match="no process to act as the caller"):
+        ModelWorld(ModelBackend({5: 0}, zombies=[5])).self_pid()
+
+
+def test_model_world_finds_a_gap_when_the_table_reaches_the_top() -> None:
+    world = ModelWorld(ModelBackend({0xFFFFFFFC: 1, 4: 0, 9: 0}, aliasing=False))
+    assert world._free_pid() == 12
+    aliasing = ModelWorld(ModelBackend({OWN & ~3: 1}, aliasing=True))
+    assert aliasing.names_process((OWN & ~3) + 3)
+    assert not aliasing.names_process((OWN & ~3) + 4)
+
+
+def test_declared_world_answers_from_its_declaration() -> None:
+    world = World.declare(
+        {10: 2, 20: 3, 30: 0, 40: 5}, threads=[51, 50], denied=[30], exited=[40], gone=[60]
+    )
+    assert (world.self_pid(), world.self_truth()) == (10, 2)  # the caller is not declared
+    assert world.denied_pid() == 30
+    assert world.existing() == {20: 3}
+    with world.thread_id() as tid:
+        assert tid == 50
+    assert world.missing_pids() == [0, 80, 0xFFFFFFFC]
+    assert world.names_process(51)
+    assert not world.names_process(60)
+    assert "cannot start processes" in (world.login_unavailable() or "")
+    aliasing = World.declare({OWN & ~3: 1, 400: 2}, aliasing=True)
+    assert aliasing.names_process(403)
+    assert aliasing.aliasing
+    assert aliasing.self_pid() == (OWN & ~3 if OWN & ~3 == OWN else 400)
+    with pytest.raises(LookupError):
+        World.declare({10: 1}, denied=[10]).self_pid()
+
+
+def test_listed_world_and_the_choice_of_world() -> None:
+    listed = ListedWorld({7: 1, 9: 0})
+    assert listed.self_pid() == (OWN if OWN in (7, 9) else 7)
+    assert listed.missing_pids() == [0, 13, 1009, 0xFFFFFFFC]
+    assert listed.self_truth() is None
+    assert listed.names_process(7) is None
+    with pytest.raises(LookupError, match="lists no process"):
+        ListedWorld({}).self_pid()
+    assert isinstance(world_for(ModelBackend({OWN: 1})), ModelWorld)
+    assert isinstance(world_for(Fake()), ListedWorld)
+
+    class Procfs(Fake):
+        name = "procfs"
+        live = False
+
+    assert isinstance(world_for(Procfs()), ListedWorld)
+    Procfs.live = True
+    assert isinstance(world_for(Procfs()), _worlds.LiveWorld)
+
+
+def test_the_base_world_offers_nothing() -> None:
+    world = World()
+    with world.child() as child:
+        assert child is None
+    with world.thread_id() as tid:
+        assert tid is None
+    assert world.self_truth() is None
+    assert world.denied_pid() is None
+    assert world.names_process(1) is None
+    assert world.existing() == {}
+    assert world.generated(object()) is None
+    assert world.login_unavailable() == "a world: cannot start a new login"
+    world.judged["C1"] = "x"
+    assert world.judged == {"C1": "x"}
+    for method in (world.self_pid, world.missing_pids):
+        with pytest.raises(NotImplementedError):
+            method()
+
+
+def test_a_live_world_with_no_generated_worlds_judges_none() -> None:
+    assert _worlds.LiveWorld(worlds=0, size=4).generated(object()) is None
+    world = declared()
+    first = world.generated(Fake())
+    assert first is not None
+    assert world.generated(Fake()) is not first
+    backend = Fake()
+    assert world.generated(backend) is world.generated(backend)  # once per backend
+
+
+# -- the forests' oracle ----------------------------------------------------------
+def test_the_expected_model_holds_exactly_the_records() -> None:
+    forest = SimForest()
+    a = forest.spawn(None)
+    forest.login(a)
+    b = forest.spawn(a)
+    tid = forest.add_thread(b)
+    c = forest.spawn(None)
+    forest.exit(c)
+    d = forest.spawn(None)
+    forest.exit(d)
+    forest.reap(d)
+    model = forest.expected_model()
+    assert model.processes() == {forest.self_pid: 1, a.pid: 2, b.pid: 2, c.pid: 1}
+    assert model.threads() == {tid}
+    assert set(model.zombies) == {c.pid}
+    assert forest.find(b.pid) is b
+    assert forest.find(99) is None
+    text = forest.describe()
+    assert text.splitlines()[0] == f"test process pid={forest.self_pid} session=1"
+    assert f"    <n2 pid={b.pid} parent=n1 s=2 alive> tids=[{tid}]" in text
+    assert "logins=1" in text.splitlines()[1]
+
+
+def test_pids_to_check_and_compare_find_each_disagreement() -> None:
+    forest = SimForest()
+    a = forest.spawn(None)
+    forest.login(a)
+    tid = forest.add_thread(a)
+    gone = forest.spawn(None)
+    forest.exit(gone)
+    forest.reap(gone)
+    pids = forest.pids_to_check(extra=[5])
+    assert {forest.self_pid, a.pid, tid, gone.pid, gone.pid + 3, 5} <= set(pids)
+    model = forest.expected_model()
+    assert _forest.compare(forest.backend, model, pids, forest) == []
+
+    class Wrong(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            return 0 if pid == a.pid else super().session_id(pid)
+
+    live = Wrong(model.processes(), threads=model.threads())
+    found = _forest.compare(live, model, pids, forest)
+    assert found == [
+        f"PID {a.pid} ({a!r}): live ('ok', 0), model ('ok', 2)",
+        f"session_ids(): PID {a.pid} live 0, model 2",
+    ]
+    answers = _forest.answer(model, tid)
+    assert answers == ("error", 87)
+
+
+def test_parent_exit_releases_children_only_where_the_os_does() -> None:
+    for aliasing, released in ((True, "gone"), (False, "exited")):
+        forest = SimForest(aliasing=aliasing)
+        parent = forest.spawn(None)
+        child = forest.spawn(parent)
+        forest.exit(child)
+        forest.exit(parent)
+        assert (parent.state, child.state) == ("exited", released)
+        assert forest.self_pid % (4 if aliasing else 1) == 0
+        assert child.pid - parent.pid == (4 if aliasing else 1)
+
+
+def test_the_simulated_backend_answers_from_the_records() -> None:
+    forest = SimForest(aliasing=True)
+    a = forest.spawn(None)
+    backend = forest.backend
+    assert backend.session_id(a.pid + 3) == 1
+    assert backend.session_id(forest.self_pid + 1) == 1
+    assert backend.console_session_id() is None
+    forest.exit(a)
+    assert backend.session_id(a.pid) == 1
+    forest.reap(a)
+    with pytest.raises(ProcessNotFoundError):
+        backend.session_id(a.pid)
+    assert backend.session_ids([forest.self_pid, a.pid]) == {forest.self_pid: 1}
+    assert backend.session_ids(None) == {}
+    assert forest.names_process(forest.self_pid + 2)
+    assert not forest.names_process(a.pid + 8)
+
+
+# -- fakes and strategies ---------------------------------------------------------
+def test_fake_records_show_owners_then_users() -> None:
+    fake = make_fake({10: 1, 11: 1, 12: 0}, users={1: "alice"}, owners={11: "root"}, self_session=1)
+    users = {r.pid: r.user for r in fake.process_records()}
+    assert users == {10: "alice", 11: "root", 12: None, OWN: "alice"}
+    clone = copy.copy(fake)
+    assert isinstance(clone, FakeSessions)
+    assert clone.owners == fake.owners
+    assert clone.owners is not fake.owners
+    assert not clone._installed
+    clone.reap(11)
+    assert 11 not in clone.owners
+    assert 11 in fake.owners
+
+
+def test_fake_without_the_caller_raises_only_for_the_caller() -> None:
+    fake = make_fake({10: 1})
+    with pytest.raises(CallerNotInFakeError):
+        fake.session_id(OWN)
+    with pytest.raises(ProcessNotFoundError):
+        fake.session_id(OWN + 1)
+    aliasing = make_fake({4: 1}, aliasing=True)
+    with pytest.raises(CallerNotInFakeError):
+        aliasing.session_id((OWN & ~3) + 3)
+    with pytest.raises(ValueError, match="puts this process"):
+        make_fake({OWN: 2}, self_session=1)
+    assert make_fake({OWN: 2}, self_session=2).session_id(OWN) == 2
+
+
+def test_strategies_refuse_ranges_with_nothing_in_them() -> None:
+    from sessionid_cffi.testing import strategies
+
+    with pytest.raises(ValueError, match="leaves no Windows PID"):
+        strategies.pids(windows=True, max_value=3)
+    with pytest.raises(ValueError, match="leaves no PID"):
+        strategies.pids(max_value=0)
+    strategies.pids(windows=True, max_value=4)
+    strategies.pids(max_value=1)
+    with pytest.raises(ValueError, match="must be a DWORD"):
+        strategies.session_numbers(max_value=2**32)
+    with pytest.raises(ValueError, match="must be a DWORD"):
+        strategies.session_numbers(max_value=-1)
+    strategies.session_numbers(max_value=2**32 - 1)
+    with pytest.raises(ValueError, match="0 <= min_size <= max_size"):
+        strategies.process_tables(min_size=3, max_size=2).example()
+    with pytest.raises(AttributeError):
+        strategies.no_such_name  # noqa: B018
