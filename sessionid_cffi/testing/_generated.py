@@ -363,17 +363,23 @@ def _fates(forest: RealForest, rng: random.Random, keep: list[Proc]) -> None:
 def _may_exit(proc: Proc) -> bool:
     if proc.state != "alive":
         return False
+    # Windows only: judged by the Wine lane, not by the mutation gate on Linux.
+    # pragma: no mutate start
     if WINDOWS:  # someone must hold its handle: its parent, or the caller
         parent = proc.parent
         return proc.popen is not None or (
             not proc.orphan and parent is not None and parent.state == "alive"
         )
+    # pragma: no mutate end
     return True
 
 
 def _may_reap(proc: Proc) -> bool:
     parent = proc.parent
+    # Past LINUX: Windows only (the Wine lane judges it, the gate on Linux cannot).
+    # pragma: no mutate start
     return LINUX or proc.popen is not None or (parent is not None and parent.state == "alive")
+    # pragma: no mutate end
 
 
 # -- judging ------------------------------------------------------------------
