@@ -8,10 +8,12 @@ for each of the kit's mutants."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -1021,3 +1023,326 @@ def test_strategies_refuse_ranges_with_nothing_in_them() -> None:
         strategies.process_tables(min_size=3, max_size=2).example()
     with pytest.raises(AttributeError):
         strategies.no_such_name  # noqa: B018
+
+
+# -- exact reports: a user reads these lines --------------------------------------
+def broken_lines(backend: Any, rules: list[str], world: World | None = None) -> list[str]:
+    with pytest.raises(ContractViolation) as caught:
+        check_contract(backend, rules=rules, world=world)
+    return [line for line in str(caught.value).splitlines() if "BROKEN" in line]
+
+
+class ExitedForgotten(ModelBackend):
+    """Answers 87 for an exited process before it is reaped."""
+
+    def session_id(self, pid: int) -> int:
+        if pid in self.zombies:
+            raise not_found(pid, "exited")
+        return super().session_id(pid)
+
+
+class RemembersReaped(ModelBackend):
+    """Keeps answering a reaped child's session."""
+
+    reaped: ClassVar[dict[int, int]] = {}
+
+    def reap(self, pid: int) -> None:
+        self.reaped[pid] = self.processes()[pid]
+        super().reap(pid)
+
+    def session_id(self, pid: int) -> int:
+        if pid in self.reaped:
+            return self.reaped[pid]
+        return super().session_id(pid)
+
+
+class ForgetsLoginChildren(ModelBackend):
+    """A child in a new login answers the caller's session."""
+
+    def session_id(self, pid: int) -> int:
+        session = super().session_id(pid)
+        return 1 if session == 2 else session
+
+
+class AnswersThreadIds(ModelBackend):
+    def session_id(self, pid: int) -> int:
+        return 1 if pid in self.threads() else super().session_id(pid)
+
+
+class DeniedAnswers(ModelBackend):
+    def session_id(self, pid: int) -> int:
+        return self.processes()[pid] if pid in self.denied else super().session_id(pid)
+
+
+class MissingIsZero(ModelBackend):
+    def session_id(self, pid: int) -> int:
+        try:
+            return super().session_id(pid)
+        except ProcessNotFoundError:
+            return 0
+
+
+@pytest.mark.parametrize(
+    ("backend", "rule", "line"),
+    [
+        (
+            ExitedForgotten({OWN: 1}),
+            "C5",
+            r"C5: an exited child not yet reaped \(PID \d+\) must answer, but got: \[WinError 87\] "
+            r"process \d+ not found: exited",
+        ),
+        (
+            RemembersReaped({OWN: 1}),
+            "C5",
+            r"C5: a reaped child \(PID \d+\) must raise ProcessNotFoundError with winerror 87, "
+            r"but got session 2",
+        ),
+        (
+            ForgetsLoginChildren({OWN: 1}),
+            "C5",
+            r"C5: a running child \(PID \d+\) is in session 2, but the backend answered 1",
+        ),
+        (
+            AnswersThreadIds({OWN: 1}),
+            "C4",
+            r"C4: a thread id \(PID \d+\) must raise ProcessNotFoundError with winerror 87, "
+            r"but got session 1",
+        ),
+        (
+            DeniedAnswers({OWN: 1, OWN + 100: 2}, denied=[OWN + 100]),
+            "C6",
+            r"C6: a denied process \(PID \d+\) must raise AccessDeniedError with winerror 5, "
+            r"but got session 2",
+        ),
+        (
+            MissingIsZero({OWN: 1}),
+            "C3",
+            r"C3: a PID naming no process \(PID 0\) must raise ProcessNotFoundError with "
+            r"winerror 87, but got session 0",
+        ),
+        (
+            ForgetsLoginChildren({OWN: 1}),
+            "C2",
+            r"C2: a child in a new login \(PID \d+\) is in session 2, but the backend answered 1",
+        ),
+        (
+            MissingIsZero({OWN: 1}),
+            "C10",
+            r"C10: PID\+1 of a running child, naming no process \(no aliasing here\) \(PID \d+\) "
+            r"must raise ProcessNotFoundError with winerror 87, but got session 0",
+        ),
+    ],
+)
+def test_a_broken_rule_reads_exactly(backend: ModelBackend, rule: str, line: str) -> None:
+    RemembersReaped.reaped.clear()
+    lines = broken_lines(backend, [rule])
+    assert len(lines) == 1
+    assert re.fullmatch(rf"  BROKEN {rule}: " + line, lines[0]), lines[0]
+
+
+def test_c5_with_the_running_child_wrong_reads_exactly() -> None:
+    class RunningWrong(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            session = super().session_id(pid)
+            return 7 if pid != OWN and pid not in self.zombies else session
+
+    (line,) = broken_lines(RunningWrong({OWN: 1}), ["C5"])
+    assert re.fullmatch(
+        r"  BROKEN C5: C5: a running child \(PID \d+\) is in session 2, but the backend "
+        r"answered 7",
+        line,
+    ), line
+
+
+def test_c10_with_aliasing_reads_exactly() -> None:
+    own = OWN & ~3
+
+    class Plus(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            return super().session_id(pid) + pid % 4
+
+    lines = broken_lines(Plus({own: 1}, aliasing=True), ["C10"])
+    assert re.fullmatch(
+        r"  BROKEN C10: C10: PID \d+\+1 answered session 2, PID \d+ session 1; Windows "
+        r"ignores the low two bits",
+        lines[0],
+    ), lines
+    got = [ModelBackend({own: 1, own + 8: 2}, aliasing=True)]
+    assert check_contract(got[0], rules=["C10"]).kept == ["C10"]
+
+
+def test_the_skips_and_library_notes_read_exactly() -> None:
+    report = check_contract(ModelBackend({OWN: 1}), rules=["C6", "C8", "C9"])
+    assert report.skipped == {"C6": "the model's table: no process is denied to the caller"}
+    assert report.library == {
+        "C8": "the library refused every bad input before any backend was asked "
+        "(checked_pid and the raw API's out-pointer check): nothing about the backend",
+        "C9": "the raw call of a backend that is not native keeps its last error in the "
+        "library's own thread-local, not the backend's: nothing about the backend",
+    }
+    report = check_contract(Fake(), world=World.declare({OWN: 1}), rules=["C4", "C11"])
+    assert report.skipped["C4"] == "the declared world: cannot start a thread"
+    assert report.skipped["C11"] == (
+        "fewer than 2 distinct sessions can be made here, so wrong answers cannot be told "
+        "apart (a declared world cannot start processes)"
+    )
+    listed = check_contract(Fake(), rules=["C11"])  # a ListedWorld: no truth
+    assert listed.skipped["C11"] == (
+        "the processes the backend lists: no truth to tell the threads' answers apart"
+    )
+
+
+def test_c5_in_session_0_is_checked_only_in_part() -> None:
+    class NoLogins(ModelWorld):
+        @contextlib.contextmanager
+        def child(self, *, login: bool = False) -> Iterator[Any]:
+            if login:
+                yield None
+                return
+            with super().child() as child:
+                yield child
+
+        def login_unavailable(self) -> str | None:
+            return "no logins here"
+
+    zero = ModelBackend({OWN: 0})
+    report = check_contract(zero, world=NoLogins(zero), rules=["C5"])
+    assert report.notes["C5"] == (
+        "the exited child is in session 0, so an answer of 0 made up for exited processes "
+        "cannot be told apart: no logins here"
+    )
+    model = ModelBackend({OWN: 3})
+    report = check_contract(model, world=NoLogins(model), rules=["C5"])
+    assert report.kept == ["C5"]
+    assert "C5" not in report.notes
+
+    class ZombiesZero(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            return 0 if pid in self.zombies else super().session_id(pid)
+
+    broken = ZombiesZero({OWN: 3})
+    lines = broken_lines(broken, ["C5"], world=NoLogins(broken))
+    assert "an exited child not yet reaped" in lines[0]
+
+
+def test_c5_reports_a_child_that_a_stranger_keeps() -> None:
+    class Kept(ModelWorld):
+        @contextlib.contextmanager
+        def child(self, *, login: bool = False) -> Iterator[Any]:
+            with super().child(login=login) as child:
+                child.reap = lambda: False  # type: ignore[method-assign]
+                yield child
+
+    model = ModelBackend({OWN: 1})
+    report = check_contract(model, world=Kept(model), rules=["C5"])
+    assert re.fullmatch(
+        r"the model's table: reaped child \d+ still names a process \(held by another "
+        r"process, or its PID was reused\); its running and exited answers were checked",
+        report.skipped["C5"],
+    ), report.skipped
+
+
+def test_c3_and_c6_raw_calls_must_leave_the_pointer_untouched() -> None:
+    from sessionid_cffi import lowlevel
+
+    calls: list[int] = []
+    original = lowlevel._process_id_to_session_id_on
+
+    def leaky(backend: Any, pid: int, out: Any) -> int:
+        ok = original(backend, pid, out)
+        if not ok:
+            calls.append(pid)
+            out[0] = 5
+        return ok
+
+    model = ModelBackend({OWN: 1, OWN + 100: 2}, denied=[OWN + 100])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lowlevel, "_process_id_to_session_id_on", leaky)
+        lines = broken_lines(model, ["C3", "C6"])
+    assert lines == [
+        "  BROKEN C3: C3: raw call for missing PID 0 gave BOOL 0, last error 87, "
+        "out-pointer 0x5; expected 0, 87 and the pointer untouched",
+        f"  BROKEN C6: C6: raw call for denied PID {OWN + 100} gave BOOL 0, last error 5, "
+        "out-pointer 0x5; expected 0, 5 and the pointer untouched",
+    ]
+    assert calls[0] == 0
+
+
+def test_c8_reaches_a_native_backend_through_its_spy() -> None:
+    class Native(ModelBackend):
+        asked: ClassVar[list[int]] = []
+
+        def native_process_id_to_session_id(self, pid: int, out: Any) -> int:
+            self.asked.append(pid)
+            out[0] = self.session_id(pid)
+            return 1
+
+    spy = contract._NativeSpy(Native({OWN: 4}))
+    from sessionid_cffi._generated_ffi import ffi
+
+    out = ffi.new("DWORD *", 0)
+    assert spy.native_process_id_to_session_id(OWN, out) == 1
+    assert (out[0], spy.asked, Native.asked) == (4, [OWN], [OWN])
+    plain = contract._Spy(ModelBackend({OWN: 4}))
+    assert (plain.session_id(OWN), plain.asked, plain.name) == (4, [OWN], "model")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (-1, ValueError),
+        (2**32, ValueError),
+        (2**64, ValueError),
+        ("1", TypeError),
+        (1.0, TypeError),
+        (True, TypeError),
+        (None, TypeError),
+    ],
+)
+def test_c8_reports_a_library_that_lets_one_bad_pid_through(
+    monkeypatch: pytest.MonkeyPatch, value: object, expected: type[Exception]
+) -> None:
+    real = contract.checked_pid
+
+    def lax(pid: object) -> int:
+        if pid is value or (type(pid) is type(value) and pid == value):
+            return 1
+        return real(pid)
+
+    monkeypatch.setattr(contract, "checked_pid", lax)
+    (line,) = broken_lines(ModelBackend({OWN: 1}), ["C8"])
+    assert line == f"  BROKEN C8: C8: process_id_to_session_id({value!r}) did not raise"
+    wrong = TypeError if expected is ValueError else ValueError
+
+    def confused(pid: object) -> int:
+        if pid is value or (type(pid) is type(value) and pid == value):
+            raise wrong("no")
+        return real(pid)
+
+    monkeypatch.setattr(contract, "checked_pid", confused)
+    (line,) = broken_lines(ModelBackend({OWN: 1}), ["C8"])
+    assert line == (
+        f"  BROKEN C8: C8: process_id_to_session_id({value!r}) raised {wrong.__name__}, "
+        f"expected {expected.__name__}"
+    )
+
+
+def test_c8_reports_a_null_pointer_that_reaches_the_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sessionid_cffi import lowlevel
+
+    original = lowlevel._process_id_to_session_id_on
+
+    def asks_first(backend: Any, pid: int, out: Any) -> int:
+        backend.session_id(pid)
+        return original(backend, pid, out)
+
+    monkeypatch.setattr(lowlevel, "_process_id_to_session_id_on", asks_first)
+    (line,) = broken_lines(ModelBackend({OWN: 1}), ["C8"])
+    assert line == (
+        f"  BROKEN C8: C8: a raw call with a NULL out-pointer reached the backend (asked [{OWN}])"
+    )
+    monkeypatch.setattr(lowlevel, "_process_id_to_session_id_on", lambda b, p, o: 1)
+    (line,) = broken_lines(ModelBackend({OWN: 1}), ["C8"])
+    assert line == "  BROKEN C8: C8: raw call with a NULL out-pointer gave BOOL 1"
