@@ -13,6 +13,7 @@ import copy
 import os
 import random
 import re
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -1346,3 +1347,679 @@ def test_c8_reports_a_null_pointer_that_reaches_the_backend(
     monkeypatch.setattr(lowlevel, "_process_id_to_session_id_on", lambda b, p, o: 1)
     (line,) = broken_lines(ModelBackend({OWN: 1}), ["C8"])
     assert line == "  BROKEN C8: C8: raw call with a NULL out-pointer gave BOOL 1"
+
+
+# -- the forests' helpers that ask the OS, fast -----------------------------------
+def in_child(code: Callable[[], object]) -> object:
+    """Run ``code`` in a forked child (so that what it changes of the
+    process, a login or the subreaper flag, stays there); its result."""
+    import pickle
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.write(write_end, pickle.dumps(code()))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    return pickle.loads(data)
+
+
+needs_root = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and os.geteuid() == 0), reason="root on Linux"
+)
+
+
+@needs_root
+def test_a_login_shows_in_the_forest_helpers() -> None:
+    def login_then_ask() -> tuple[bool, int, bool, int]:
+        before = (_forest._own_login_set(), _forest.own_raw_session())
+        with open("/proc/self/loginuid", "w") as file:
+            file.write("4343")
+        with open("/proc/self/sessionid") as file:
+            session = int(file.read())
+        return (*before, _forest._own_login_set(), _forest.own_raw_session() - session)
+
+    with open("/proc/self/loginuid") as file:  # a forked child inherits it
+        unset_before = file.read().strip() == "4294967295"
+    was_set, raw_before, is_set, difference = in_child(login_then_ask)  # type: ignore[misc]
+    assert was_set is not unset_before
+    assert is_set is True
+    assert difference == 0  # the raw session is the one the kernel gave the login
+    assert raw_before != 0 or not unset_before
+    assert _forest.mapped(0xFFFFFFFF) == 0
+    assert _forest.mapped(5) == 5
+    assert _forest.mapped(0xFFFFFFFE) == 0xFFFFFFFE
+
+
+def test_login_uid_and_root_follow_the_effective_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_forest.os, "geteuid", lambda: 0)
+    assert _forest.login_uid() == 4242
+    assert _forest.root_may_login() is _forest.LINUX
+    monkeypatch.setattr(_forest.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(_forest.os, "getuid", lambda: 1001)
+    assert _forest.login_uid() == 1001
+    assert _forest.root_may_login() is False
+
+
+def test_the_agent_python_is_this_one_unless_the_caller_may_not_run_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _forest.agent_python() == sys.executable
+    monkeypatch.setattr(_forest.os, "access", lambda path, mode: False)
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: f"/found/{name}")
+    assert _forest.agent_python() == "/found/python3"
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert _forest.agent_python() == sys.executable
+
+
+@needs_root
+def test_can_login_probes_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_forest, "_CAN_LOGIN", None)
+    probes: list[object] = []
+    real_run = _forest.subprocess.run
+
+    def run(*args: Any, **options: Any) -> Any:
+        probes.append(args)
+        return real_run(*args, **options)
+
+    monkeypatch.setattr(_forest.subprocess, "run", run)
+    assert _forest.can_login() is True  # root, audit sessions present
+    assert _forest.can_login() is True
+    assert len(probes) == 1  # asked once
+    monkeypatch.setattr(_forest, "_CAN_LOGIN", None)
+    monkeypatch.setattr(_forest, "login_uid", lambda: "no-uid")  # the kernel refuses it
+    assert _forest.can_login() is False
+    monkeypatch.setattr(_forest, "_CAN_LOGIN", None)
+    monkeypatch.setattr(_forest, "LINUX", False)
+    assert _forest.can_login() is False
+
+
+def test_the_subreaper_flag_is_set_and_cleared() -> None:
+    import ctypes
+
+    def flag() -> int:
+        value = ctypes.c_int(-1)
+        ctypes.CDLL(None).prctl(37, ctypes.byref(value), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+        return value.value
+
+    def toggle() -> tuple[int, int]:
+        _forest._set_subreaper(True)
+        on = flag()
+        _forest._set_subreaper(False)
+        return on, flag()
+
+    assert in_child(toggle) == (1, 0)
+
+
+def test_names_process_and_still_exists_ask_the_os() -> None:
+    import subprocess
+    import threading
+
+    assert _forest.names_process(OWN)
+    done = threading.Event()
+    thread = threading.Thread(target=done.wait)
+    thread.start()
+    try:
+        assert _forest.names_process(thread.native_id)  # a thread id too
+    finally:
+        done.set()
+        thread.join()
+    child = subprocess.Popen(["sleep", "60"])
+    proc = Proc("n1", child.pid, None, 0, started_at=_forest.process_started_at(child.pid))
+    assert proc.still_exists()
+    assert not Proc("n2", child.pid, None, 0, started_at=1).still_exists()  # another start
+    child.kill()
+    child.wait()
+    assert not _forest.names_process(child.pid)
+    assert not proc.still_exists()
+    assert _forest.Forest().names_process(OWN)
+
+
+# -- the oracle: compare ----------------------------------------------------------
+class Strangers(SimForest):
+    """A simulated OS where ``strangers`` took PIDs (none of the forest's)."""
+
+    def __init__(self, *, aliasing: bool = False) -> None:
+        super().__init__(aliasing=aliasing)
+        self.strangers: set[int] = set()
+
+    def names_process(self, pid: int) -> bool:
+        key = pid & ~3 if self.aliasing else pid
+        if key in self.strangers:
+            return True
+        live = [p for p in self.procs if p.state != "gone"]
+        return any(p.pid == key or key in p.tids for p in live) or key == self.self_pid
+
+
+class Stale(ModelBackend):
+    """The forest's model, but answering ``extra`` PIDs too."""
+
+    def __init__(self, model: ModelBackend, extra: dict[int, int]) -> None:
+        super().__init__(model.processes(), threads=model.threads(), aliasing=model.aliasing)
+        self.extra = extra
+
+    def session_id(self, pid: int) -> int:
+        key = pid & ~3 if self.aliasing else pid
+        return self.extra[key] if key in self.extra else super().session_id(pid)
+
+    def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+        found = super().session_ids(pids)
+        for pid in pids or []:
+            key = pid & ~3 if self.aliasing else pid
+            if key in self.extra:
+                found[pid] = self.extra[key]
+        return found
+
+
+def reaped_forest(aliasing: bool = False) -> tuple[Strangers, Proc, Proc, int]:
+    forest = Strangers(aliasing=aliasing)
+    alive = forest.spawn(None)
+    forest.login(alive)
+    tid = forest.add_thread(alive)
+    gone = forest.spawn(None)
+    forest.exit(gone)
+    forest.reap(gone)
+    return forest, alive, gone, tid
+
+
+def test_compare_forgives_only_a_stranger_on_a_reaped_pid() -> None:
+    forest, _alive, gone, _tid = reaped_forest()
+    model = forest.expected_model()
+    live = Stale(model, {gone.pid: 1})
+    assert _forest.compare(live, model, [gone.pid], forest) == [
+        f"PID {gone.pid} ({gone!r}): live ('ok', 1), model ('error', 87)",
+        f"session_ids(): PID {gone.pid} live 1, model None",
+    ]
+    forest.strangers.add(gone.pid)
+    assert _forest.compare(live, model, [gone.pid], forest) == []
+
+
+def test_compare_never_forgives_a_thread_or_a_process_of_ours() -> None:
+    forest, alive, _gone, tid = reaped_forest()
+    forest.strangers.update({tid, alive.pid})
+    model = forest.expected_model()
+    live = Stale(model, {tid: 2})
+    assert _forest.compare(live, model, [tid], forest) == [
+        f"PID {tid} (a thread id): live ('ok', 2), model ('error', 87)",
+        f"session_ids(): PID {tid} live 2, model None",
+    ]
+    wrong = Stale(model, {alive.pid: 1})
+    assert _forest.compare(wrong, model, [alive.pid], forest)[0] == (
+        f"PID {alive.pid} ({alive!r}): live ('ok', 1), model ('ok', 2)"
+    )
+    own = Stale(model, {forest.self_pid: 9})
+    assert _forest.compare(own, model, [forest.self_pid], forest)[0] == (
+        f"PID {forest.self_pid} (not a forest PID): live ('ok', 9), model ('ok', 1)"
+    )
+
+
+def test_compare_forgives_a_stranger_that_only_the_bulk_listing_saw() -> None:
+    forest, _alive, gone, _tid = reaped_forest()
+    model = forest.expected_model()
+
+    class BulkOnly(ModelBackend):
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            return {**super().session_ids(pids), gone.pid: 3}
+
+    live = BulkOnly(model.processes(), threads=model.threads())
+    assert _forest.compare(live, model, [gone.pid], forest) == [
+        f"session_ids(): PID {gone.pid} live 3, model None"
+    ]
+    forest.strangers.add(gone.pid)
+    assert _forest.compare(live, model, [gone.pid], forest) == []
+
+
+def test_compare_with_aliasing_looks_at_the_owning_pid() -> None:
+    forest, _alive, gone, _tid = reaped_forest(aliasing=True)
+    model = forest.expected_model()
+    live = Stale(model, {gone.pid: 1})
+    assert len(_forest.compare(live, model, [gone.pid + 3], forest)) == 2
+    assert f"({gone!r})" in _forest.compare(live, model, [gone.pid + 3], forest)[0]
+    forest.strangers.add(gone.pid)
+    assert _forest.compare(live, model, [gone.pid + 3], forest) == []
+
+
+def test_compare_counts_queries_only_for_real_forests() -> None:
+    forest, alive, _gone, _tid = reaped_forest()
+    model = forest.expected_model()
+    before = _forest.STATS["queries"]
+    _forest.compare(model, model, [alive.pid, forest.self_pid], forest)
+    assert _forest.STATS["queries"] == before
+    forest.real = True
+    _forest.compare(model, model, [alive.pid, forest.self_pid], forest)
+    assert _forest.STATS["queries"] == before + 2
+
+
+def test_pids_to_check_takes_neighbours_bounds_and_only_free_strangers() -> None:
+    forest = Strangers()
+    a = forest.spawn(None)
+    tid = forest.add_thread(a)
+    forest.strangers.update({a.pid + 2, 5})
+    pids = forest.pids_to_check(extra=[-1, 0, 5, 6, 0xFFFFFFFF, 2**32])
+    ours = [forest.self_pid, a.pid, tid]
+    expected = {0, 6, 0xFFFFFFFF, *ours}
+    expected |= {p + n for p in ours[:2] for n in (1, 2, 3)} - {a.pid + 2}
+    assert pids == sorted(expected)
+    aliasing = Strangers(aliasing=True)
+    b = aliasing.spawn(None)
+    aliasing.strangers.add(b.pid + 4)
+    assert b.pid + 3 in aliasing.pids_to_check()  # an alias of ours, though named
+
+
+def test_describe_indents_by_depth_and_shows_threads_and_logins() -> None:
+    forest = SimForest()
+    a = forest.spawn(None)
+    b = forest.spawn(a)
+    c = forest.spawn(b)
+    forest.login(c)
+    forest.login(c)
+    tid = forest.add_thread(b)
+    assert forest.describe().splitlines() == [
+        "test process pid=1000 session=1",
+        f"  <n1 pid={a.pid} parent=- s=1 alive>",
+        f"    <n2 pid={b.pid} parent=n1 s=1 alive> tids=[{tid}]",
+        f"      <n3 pid={c.pid} parent=n2 s=3 alive> logins=2",
+    ]
+
+
+def test_the_simulated_forest_numbers_and_answers_like_its_os() -> None:
+    plain, aliasing = SimForest(), SimForest(aliasing=True)
+    assert (plain.self_pid, aliasing.self_pid) == (1000, 4000)
+    assert (plain.parent_exit_releases_children, aliasing.parent_exit_releases_children) == (
+        False,
+        True,
+    )
+    assert (plain.orphans_may_exit, aliasing.orphans_may_exit) == (True, False)
+    assert plain.expected_model().aliasing is False
+    assert aliasing.expected_model().aliasing is True
+    assert plain.spawn(None).orphan is False
+    assert plain.spawn(None, orphan=True).orphan is True
+    proc = aliasing.spawn(None)
+    tid = aliasing.add_thread(proc)
+    assert aliasing.names_process(tid + 3)
+    assert not aliasing.names_process(tid + 4)
+    assert not plain.names_process(1001 + 100)
+    with pytest.raises(ProcessNotFoundError) as caught:
+        plain.backend.session_id(0)
+    assert (caught.value.pid, str(caught.value)) == (
+        0,
+        "[WinError 87] process 0 not found: no such simulated process",
+    )
+    plain.procs.append(Proc("zero", 0, None, 5))
+    with pytest.raises(ProcessNotFoundError):
+        plain.backend.session_id(0)  # PID 0 names no process, whatever the records say
+
+
+# -- the generated world: judging words and structure ------------------------------
+def test_where_names_depth_orphanhood_and_login() -> None:
+    forest = SimForest()
+    a = forest.spawn(None, orphan=True)
+    b = forest.spawn(a)
+    forest.login(b)
+    assert _generated._where(a) == f"world process n1 (PID {a.pid}, depth 1, an orphan)"
+    assert _generated._where(b) == (
+        f"world process n2 (PID {b.pid}, depth 2, in a login of its own)"
+    )
+
+
+def test_a_broken_answer_does_not_stop_the_judging_of_the_others() -> None:
+    forest = SimForest()
+    procs = [forest.spawn(None) for _ in range(3)]
+    gone = forest.spawn(None)
+    forest.exit(gone)
+    forest.reap(gone)
+    for proc in procs:
+        forest.add_thread(proc)
+
+    class Raises(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            if pid in (procs[0].pid, procs[1].tids[0]):
+                raise KeyError(pid)
+            return super().session_id(pid)
+
+    model = forest.expected_model()
+    backend = Raises(model.processes(), threads=model.threads())
+    judgement = Judgement()
+    _generated._judge_single(backend, forest, judgement.findings, judgement.counts)
+    assert judgement.counts["C2"]["processes"] == 2  # the other two running ones
+    assert judgement.counts["C5"]["processes"] == 1  # the reaped one, after them
+    assert judgement.counts["C4"]["threads"] == 1  # not procs[0]'s (its answer broke)
+    assert judgement.findings["C2"] == [
+        f"session_id({procs[0].pid}) of world process n1 (PID {procs[0].pid}, depth 1) "
+        f"raised KeyError: {procs[0].pid}"
+    ]
+    assert judgement.findings["C4"][0].startswith(
+        f"session_id({procs[1].tids[0]}) of a thread of world process n2"
+    )
+
+
+def test_a_reaped_pid_a_stranger_took_does_not_stop_the_judging() -> None:
+    forest = Strangers()
+    gone = forest.spawn(None)
+    forest.exit(gone)
+    forest.reap(gone)
+    forest.strangers.add(gone.pid)
+    later = forest.spawn(None)
+    judgement = Judgement()
+    _generated._judge_single(
+        Stale(forest.expected_model(), {gone.pid: 9, later.pid: 9}),
+        forest,
+        judgement.findings,
+        judgement.counts,
+    )
+    assert judgement.findings["C5"] == []
+    assert len(judgement.findings["C2"]) == 1  # the later process was still judged
+
+
+def test_threads_of_exited_processes_are_not_asked() -> None:
+    forest = SimForest()
+    proc = forest.spawn(None)
+    tid = forest.add_thread(proc)
+    forest.exit(proc)
+    model = forest.expected_model()
+    judgement = Judgement()
+    _generated._judge_single(Stale(model, {tid: 1}), forest, judgement.findings, judgement.counts)
+    assert judgement.counts["C4"]["threads"] == 0
+    assert judgement.findings["C4"] == []
+
+
+class Recorder(Simulated):
+    """Records every step the generated world takes, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[tuple[str, str]] = []
+
+    def spawn(self, parent: Proc | None, *, orphan: bool = False) -> Proc:
+        proc = super().spawn(parent, orphan=orphan)
+        self.steps.append(("spawn", f"{proc.node}<{parent.node if parent else '-'}{'!' * orphan}"))
+        return proc
+
+    def login(self, proc: Proc, uid: int | None = None) -> None:
+        super().login(proc, uid)
+        self.steps.append(("login", proc.node))
+
+    def add_thread(self, proc: Proc) -> int:
+        self.steps.append(("thread", proc.node))
+        return super().add_thread(proc)
+
+
+def test_the_spines_orphans_and_threads_are_built_as_documented(logins: None) -> None:
+    for seed in range(8):
+        forest = Recorder()
+        _generated._build(forest, random.Random(seed), 14, Judgement())
+        spawns = [step for kind, step in forest.steps if kind == "spawn"]
+        # Spine A: n1..n4 in a line from the caller; spine B: n5..n7; then the
+        # orphan n8, its adopted child n9 (an orphan too) and n10 below it.
+        assert spawns[:10] == [
+            "n1<-",
+            "n2<n1",
+            "n3<n2",
+            "n4<n3",
+            "n5<-",
+            "n6<n5",
+            "n7<n6",
+            "n8<-!",
+            "n9<n8!",
+            "n10<n9",
+        ]
+        logged = [step for kind, step in forest.steps if kind == "login"]
+        spine_a = [node for node in logged if node in ("n1", "n2", "n3", "n4")]
+        assert spine_a[0] == "n1"
+        assert len(spine_a) == 2
+        spine_b = [node for node in logged if node in ("n5", "n6", "n7")]
+        assert spine_b in (["n6"], ["n7"])
+        assert "n8" in logged
+        assert "n9" not in logged[: logged.index("n8")]
+        threads = [step for kind, step in forest.steps if kind == "thread"]
+        assert len(threads) == 3
+        inside = [p.node for p in forest.procs if p.session != forest.self_session]
+        assert threads[-1] == inside[-1]
+        assert len(forest.procs) == 14
+        kept = ["n1", "n2", "n3", "n4", "n9", "n10"]
+        assert all(forest.procs[int(n[1:]) - 1].state == "alive" for n in kept)
+
+
+def test_the_random_part_mixes_every_kind(logins: None) -> None:
+    orphans = logins_made = setsids = nohups = parents = 0
+    total = 0
+    for seed in range(10):
+        forest = Recorder()
+        _generated._build(forest, random.Random(seed), 40, Judgement())
+        extra = forest.procs[10:]
+        total += len(extra)
+        orphans += sum(p.orphan for p in extra)
+        logins_made += sum(bool(p.logins) for p in extra)
+        setsids += sum(p in forest.setsids for p in extra)
+        nohups += sum(p in forest.nohups for p in extra)
+        parents += sum(p.parent is not None for p in extra)
+    # Drawn with probabilities 0.2, 0.4, 0.3, 0.3: each kind, never all.
+    for count in (orphans, logins_made, setsids, nohups, parents):
+        assert 0 < count < total, (count, total)
+    assert orphans < logins_made
+
+
+def test_the_fates_pick_a_third_at_least_four_and_keep_holders(logins: None) -> None:
+    forest = Simulated()
+    procs = [forest.spawn(None) for _ in range(15)]
+    _generated._fates(forest, random.Random(2), keep=[])
+    changed = [p for p in procs if p.state != "alive"]
+    assert len(changed) == 5  # 15 // 3
+    assert sum(p.state == "gone" for p in changed) == 2
+    small = Simulated()
+    few = [small.spawn(None) for _ in range(6)]
+    _generated._fates(small, random.Random(2), keep=[])
+    assert sum(p.state != "alive" for p in few) == 4
+    # Orphans (held by the caller) come after processes with a world parent.
+    mixed = Simulated()
+    top = mixed.spawn(None)
+    child = mixed.spawn(top)
+    orphan = mixed.spawn(None, orphan=True)
+    others = [mixed.spawn(None) for _ in range(3)]
+    _generated._fates(mixed, random.Random(0), keep=[top, *others])
+    assert child.state == "exited"
+    assert orphan.state == "alive" or orphan.state == "gone"
+    with_threads = Simulated()
+    busy = with_threads.spawn(None)
+    with_threads.add_thread(busy)
+    _generated._fates(with_threads, random.Random(0), keep=[])
+    assert busy.state == "alive"  # a process with threads never exits
+
+
+def test_judging_here_passes_isolation_and_reports_reuse_breakage(
+    logins: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Simulated] = []
+    monkeypatch.setattr(_generated, "RealForest", lambda: made.append(Simulated()) or made[-1])
+    seen: list[object] = []
+    monkeypatch.setattr(
+        _generated, "_judge_forest", lambda b, f, j, isolated: seen.append(isolated)
+    )
+
+    def broken_reuse(backend: Any, forest: Any, judgement: Judgement) -> None:
+        raise _generated._Broken("reuse broke")
+
+    monkeypatch.setattr(_generated, "_reuse", broken_reuse)
+    judgement = _generated._judge_here(_Oracle(made), [1], 10, isolated=True)
+    assert seen == [True]
+    assert judgement.findings["C5"] == ["reuse broke"]
+    assert judgement.isolated is True
+    judgement = _generated._judge_here(_Oracle(made), [1], 10, isolated=False)
+    assert seen == [True, False]
+    assert judgement.findings["C5"] == []
+
+
+def test_a_declared_world_is_judged_as_sharing_its_namespace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[object] = []
+    monkeypatch.setattr(
+        _generated, "_judge_forest", lambda b, f, j, isolated: seen.append(isolated)
+    )
+    judge_declared(Fake(), declared())
+    assert seen == [False]
+
+
+# -- live-world pieces that are quick: a shell child reports its session -----------
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux: /bin/sh reporters")
+def test_a_live_child_reports_its_session_then_exits_and_is_reaped() -> None:
+    world = _worlds.LiveWorld(worlds=0, size=1)
+    own = _worlds.own_session_from_inside()
+    with world.child() as child:
+        assert child is not None
+        assert child.truth == own
+        with open(f"/proc/{child.pid}/cmdline", "rb") as file:
+            assert file.read().split(b"\0")[:2] == [b"/bin/sh", b"-c"]
+        child.exit()
+        with open(f"/proc/{child.pid}/stat") as file:
+            assert file.read().rpartition(")")[2].split()[0] == "Z"  # a zombie, held
+        assert child.reap() is True
+        assert not os.path.exists(f"/proc/{child.pid}")
+    assert world.self_pid() == OWN
+    assert world.self_truth() == own
+    assert world.login_unavailable() is None or not IS_ROOT
+    assert world.names_process(OWN) is True
+    assert world.names_process(child.pid) is False
+
+
+IS_ROOT = sys.platform.startswith("linux") and os.geteuid() == 0
+
+
+@needs_root
+def test_a_live_login_child_is_in_a_new_session_of_its_own() -> None:
+    world = _worlds.LiveWorld(worlds=0, size=1)
+    with world.child(login=True) as login:
+        assert login is not None
+        with open(f"/proc/{login.pid}/sessionid") as file:
+            assert login.truth == int(file.read())
+        assert login.truth != _worlds.own_session_from_inside()
+        with open(f"/proc/{login.pid}/loginuid") as file:
+            assert int(file.read()) == 65534 if os.getuid() else 65534
+
+
+def test_a_refused_login_is_remembered_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = _worlds.LiveWorld(worlds=0, size=1)
+    monkeypatch.setattr(_worlds, "_REPORTER_SH", "echo E; read -r x")
+    with world.child(login=True) as login:
+        assert login is None
+    assert world.login_unavailable() == (
+        "a child could not start a login: writing /proc/self/loginuid was refused (the "
+        "caller's loginuid is set and it lacks CAP_AUDIT_CONTROL)"
+    )
+    with world.child(login=True) as again:
+        assert again is None  # not tried again
+    monkeypatch.setattr(_worlds, "_REPORTER_SH", "echo; read -r x")
+    fresh = _worlds.LiveWorld(worlds=0, size=1)
+    with (
+        pytest.raises(RuntimeError, match=r"child \d+ did not report its session"),
+        fresh.child(),
+    ):
+        pass
+
+
+def test_live_missing_pids_name_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = _worlds.LiveWorld(worlds=0, size=1)
+    pids = world.missing_pids()
+    assert pids[:3] == [0, 0xFFFFFFFF, 0x80000000]
+    assert pids[-1] == 4194305
+    assert len(pids) in (4, 5)
+    assert all(not os.path.exists(f"/proc/{pid}") for pid in pids)
+    monkeypatch.setattr(_worlds, "process_started_at", lambda pid: 1)  # the PID was reused
+    assert len(world.missing_pids()) == 4
+
+
+def test_the_live_world_keeps_its_knobs_and_judges_each_backend_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[int, int, int | None]] = []
+
+    def judge(backend: object, *, worlds: int, size: int, seed: int | None) -> Judgement:
+        calls.append((worlds, size, seed))
+        return Judgement()
+
+    monkeypatch.setattr(_generated, "judge", judge)
+    world = _worlds.LiveWorld(worlds=2, size=5, seed=9)
+    assert (world.worlds, world.size, world.seed) == (2, 5, 9)
+    one, other = object(), object()
+    first = world.generated(one)
+    assert first is world.generated(one)
+    assert world.generated(other) is not first
+    assert calls == [(2, 5, 9), (2, 5, 9)]
+    assert world.login_unavailable() is None or world.login_unavailable() != ""
+
+
+# -- strategies and process identity ----------------------------------------------
+def test_the_old_strategy_name_warns_at_the_callers_line() -> None:
+    from sessionid_cffi.testing import strategies
+
+    with pytest.warns(DeprecationWarning, match="is deprecated") as caught:
+        alias = strategies.session_ids
+    assert alias is strategies.session_numbers
+    assert str(caught[0].message) == (
+        "sessionid_cffi.testing.strategies.session_ids is deprecated: use session_numbers "
+        "(the old name read like sessionid_cffi.session_ids)"
+    )
+    assert caught[0].filename == __file__
+    with pytest.raises(AttributeError) as missing:
+        strategies.nothing_here  # noqa: B018
+    assert str(missing.value) == (
+        "module 'sessionid_cffi.testing.strategies' has no attribute 'nothing_here'"
+    )
+
+
+def test_start_process_waits_longer_before_each_new_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import subprocess
+
+    from sessionid_cffi.testing import _processes
+
+    slept: list[float] = []
+    attempts: list[int] = []
+
+    def failing(command: list[str], **options: object) -> None:
+        attempts.append(1)
+        err = OSError(22, "Internal error")
+        err.winerror = 1359  # type: ignore[attr-defined]
+        raise err
+
+    monkeypatch.setattr(subprocess, "Popen", failing)
+    monkeypatch.setattr(_processes.time, "sleep", slept.append)
+    with pytest.raises(OSError, match="Internal error"):
+        _processes.start_process(["prog"])
+    assert slept == [0.1, 0.2]
+    assert len(attempts) == 3
+
+
+def test_process_identity_reads_stat_after_the_last_parenthesis() -> None:
+    import subprocess
+
+    from sessionid_cffi.testing import _processes
+
+    code = "open('/proc/self/comm', 'w').write('a) b) c'); print(flush=True); input()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert child.stdout is not None
+    child.stdout.readline()
+    try:
+        started = _processes.process_started_at(child.pid)
+        with open(f"/proc/{child.pid}/stat", "rb") as file:
+            stat = file.read()
+        assert started == int(stat[stat.rindex(b")") + 2 :].split()[19])
+        assert not _processes.has_exited(child.pid, started)
+        assert _processes.has_exited(child.pid, (started or 0) + 1)  # a newcomer
+    finally:
+        child.kill()
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+    assert _processes.has_exited(child.pid, started)  # a zombie
+    child.wait()
+    assert _processes.has_exited(child.pid, started)
+    assert _processes.wait_until_gone(child.pid, started) is True
