@@ -377,7 +377,7 @@ def main() -> int:
     if sys.version_info < (3, 11):
         # PYTHONSAFEPATH (3.11) keeps the tests' Python children off the mutants.
         parser.error("needs Python 3.11 or newer")
-    files = {"all": BACKENDS + KIT, "none": []}.get(args.modules) or PARTS[args.modules]
+    files = {"all": BACKENDS + KIT, "none": [], **PARTS}[args.modules]
     if not files and not args.also:
         parser.error("--modules none measures only --also: give --also")
     measured = ALSO if args.also else []
