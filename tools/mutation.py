@@ -92,6 +92,12 @@ KIT_TESTS = ["tests/test_kit_rules.py", "tests/test_kit.py", "tests/test_process
 # Tests of the kit's suites that judge nothing of the stage: a fresh pytest
 # project in a subprocess imports the installed package, never the mutants.
 KIT_DESELECT = ["tests/test_kit.py::test_fixture_in_a_fresh_project"]
+# The same for --also: it runs ``python -m`` from a planted folder to show that
+# plain ``-m`` imports from there, which PYTHONSAFEPATH (set for the stage's
+# children, see run_mutmut) rightly prevents; the installed package answers.
+ALSO_DESELECT = [
+    "tests/test_cli.py::test_the_recommended_forms_import_nothing_from_the_working_folder",
+]
 # What --also adds: the CLI's and the public API's fast suites.
 ALSO_TESTS = ["tests/test_cli.py", "tests/test_hostile_input.py"]
 KILLED = {"killed", "timeout", "segfault"}
@@ -392,7 +398,8 @@ def main() -> int:
         # the kit's mutants are judged by its fast suites instead, and for the
         # backends' mutants those checks would only add minutes each.
         pytest_args = ["-m", "not worlds"]
-        pytest_args += [f"--deselect={test}" for test in KIT_DESELECT * kit]
+        deselect = KIT_DESELECT * kit + ALSO_DESELECT * args.also
+        pytest_args += [f"--deselect={test}" for test in deselect]
         write_config(stage, files + measured, tests, pytest_args)
         code = run_mutmut(stage, args.mutants, args.max_children)
         if code != 0:
