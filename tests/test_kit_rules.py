@@ -2022,3 +2022,36 @@ def test_process_identity_reads_stat_after_the_last_parenthesis() -> None:
     child.wait()
     assert _processes.has_exited(child.pid, started)
     assert _processes.wait_until_gone(child.pid, started) is True
+
+
+def test_the_forest_helpers_in_this_process_agree_with_the_kernel() -> None:
+    """The same helpers, asked here (mutmut sees only this process's calls):
+    the kernel's own files are the truth."""
+    import ctypes
+
+    with open("/proc/self/sessionid") as file:
+        assert _forest.own_raw_session() == int(file.read())
+    with open("/proc/self/loginuid") as file:
+        assert _forest._own_login_set() is (int(file.read()) != 0xFFFFFFFF)
+
+    def flag() -> int:
+        value = ctypes.c_int(-1)
+        ctypes.CDLL(None).prctl(37, ctypes.byref(value), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+        return value.value
+
+    before = flag()
+    try:
+        _forest._set_subreaper(True)
+        assert flag() == 1
+        _forest._set_subreaper(False)
+        assert flag() == 0
+    finally:
+        _forest._set_subreaper(bool(before))
+
+
+def test_an_unreadable_loginuid_counts_as_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "denied")
+
+    monkeypatch.setattr(_forest, "open", refused, raising=False)
+    assert _forest._own_login_set() is True

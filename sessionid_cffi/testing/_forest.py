@@ -75,8 +75,6 @@ killer.start()
 
 def own_session():
     """The session this process reads about itself (raw, before any mapping)."""
-    # Windows only: judged by the Wine lane, not by the mutation gate on Linux.
-    # pragma: no mutate start
     if WINDOWS:
         import ctypes
         kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
@@ -84,7 +82,6 @@ def own_session():
         if not kernel32.ProcessIdToSessionId(kernel32.GetCurrentProcessId(), ctypes.byref(out)):
             raise OSError(ctypes.get_last_error(), "ProcessIdToSessionId(own PID)")
         return out.value
-    # pragma: no mutate end
     with open("/proc/self/sessionid") as file:
         return int(file.read())
 
@@ -230,6 +227,8 @@ def mapped(raw: int) -> int:
 
 def own_raw_session() -> int:
     """The session the test process reads about itself (ground truth)."""
+    # Windows only: judged by the Wine lane, not by the mutation gate on Linux.
+    # pragma: no mutate start
     if WINDOWS:
         import ctypes
 
@@ -238,6 +237,7 @@ def own_raw_session() -> int:
         if not kernel32.ProcessIdToSessionId(kernel32.GetCurrentProcessId(), ctypes.byref(out)):
             raise OSError(ctypes.get_last_error(), "ProcessIdToSessionId")  # type: ignore[attr-defined,unused-ignore]
         return int(out.value)
+    # pragma: no mutate end
     with open("/proc/self/sessionid") as file:
         return int(file.read())
 
