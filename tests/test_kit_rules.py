@@ -2055,3 +2055,38 @@ def test_an_unreadable_loginuid_counts_as_set(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(_forest, "open", refused, raising=False)
     assert _forest._own_login_set() is True
+
+
+def test_c7_forgives_a_process_that_logged_in_after_the_listing() -> None:
+    """Another job's process writes its loginuid between C7's listing and
+    its single query (seen on this shared machine): the fresh listing agrees
+    with the single answer, so neither form was wrong."""
+
+    class LogsInMeanwhile(ModelBackend):
+        listings = 0
+
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            listed = super().session_ids(pids)
+            if pids is None:
+                self.listings += 1
+                if self.listings == 1:
+                    self.set_session(OWN + 100, 9)  # right after this listing
+            return listed
+
+    report = check_contract(LogsInMeanwhile({OWN: 1, OWN + 100: 2}), rules=["C7"])
+    assert report.kept == ["C7"]
+
+    class ListsStale(ModelBackend):
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            listed = super().session_ids(pids)
+            if pids is None and OWN + 100 in listed:
+                listed[OWN + 100] = 2  # the old session, every time
+            return listed
+
+    stale = ListsStale({OWN: 1, OWN + 100: 2})
+    stale.set_session(OWN + 100, 9)
+    (line,) = broken_lines(stale, ["C7"])
+    assert line == (
+        f"  BROKEN C7: C7: session_ids() lists PID {OWN + 100} in session 2, "
+        f"but session_id({OWN + 100}) answers 9"
+    )
