@@ -1437,8 +1437,10 @@ def test_can_login_probes_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_forest, "login_uid", lambda: "no-uid")  # the kernel refuses it
     assert _forest.can_login() is False
     monkeypatch.setattr(_forest, "_CAN_LOGIN", None)
+    monkeypatch.setattr(_forest, "login_uid", lambda: 4242)
     monkeypatch.setattr(_forest, "LINUX", False)
     assert _forest.can_login() is False
+    assert len(probes) == 2  # not Linux: no probe at all
 
 
 def test_the_subreaper_flag_is_set_and_cleared() -> None:
@@ -2090,3 +2092,328 @@ def test_c7_forgives_a_process_that_logged_in_after_the_listing() -> None:
         f"  BROKEN C7: C7: session_ids() lists PID {OWN + 100} in session 2, "
         f"but session_id({OWN + 100}) answers 9"
     )
+
+
+@needs_root
+def test_a_refused_probe_says_nothing_on_the_callers_stderr(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_forest, "_CAN_LOGIN", None)
+    monkeypatch.setattr(_forest, "login_uid", lambda: "no-uid")
+    assert _forest.can_login() is False
+    assert capfd.readouterr() == ("", "")  # the probe's traceback stayed in its pipe
+
+
+def test_pids_to_check_takes_each_of_three_neighbours() -> None:
+    forest = SimForest()
+    forest.procs.append(Proc("far", 5000, None, 1))
+    pids = forest.pids_to_check()
+    assert {5001, 5002, 5003, 1001, 1002, 1003} <= set(pids)
+    assert forest.names_process(1000)
+    assert not forest.names_process(1003)  # no aliasing: 1003 is not 1000
+
+
+def test_describe_without_isolation_names_only_the_seeds() -> None:
+    judgement = Judgement(seeds=[3, 4])
+    judgement.counts["C7"]["forms"] = 2
+    assert judgement.describe("C7") == "generated world (seed 3, 4): 2 forms"
+
+
+def test_judge_draws_a_32_bit_seed_and_never_isolates_by_mistake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[list[int], bool]] = []
+
+    def here(backend: Any, seeds: list[int], size: int, *, isolated: bool) -> Judgement:
+        calls.append((seeds, isolated))
+        return Judgement(seeds=seeds)
+
+    monkeypatch.setattr(_generated, "_judge_here", here)
+    monkeypatch.setattr(_generated.os, "geteuid", lambda: 1000)
+    for _ in range(24):
+        judgement = _generated.judge(object(), worlds=1, size=4, seed=None)
+        assert judgement.missing["reuse"] == (
+            "PID reuse is forced only as root on Linux (a private PID namespace with its "
+            "own /proc, and ns_last_pid)"
+        )
+    seeds = [seeds[0] for seeds, _ in calls]
+    assert all(0 <= seed < 2**32 for seed in seeds)
+    assert max(seeds) >= 2**20  # drawn from the whole range, not a small one
+    assert {isolated for _, isolated in calls} == {False}
+
+
+def test_the_same_seed_builds_the_same_world(logins: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Recorder] = []
+    monkeypatch.setattr(_generated, "RealForest", lambda: made.append(Recorder()) or made[-1])
+    monkeypatch.setattr(_generated, "can_login", lambda: False)
+    for seed in (11, 11, 12):
+        judgement = _generated._judge_here(_Oracle(made), [seed], 20, isolated=False)
+        assert "no process could start a login here" in judgement.missing["logins"]
+    assert made[0].steps == made[1].steps
+    assert made[0].steps != made[2].steps
+    assert judgement.missing["logins"] == (
+        "no process could start a login here (not Linux, no audit sessions, or the "
+        "caller's loginuid is set without CAP_AUDIT_CONTROL): every process of the "
+        "world is in the caller's session"
+    )
+
+
+def test_reuse_is_asked_with_the_worlds_own_forest(
+    logins: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Simulated] = []
+    listed: list[int] = []
+    threads: list[int] = []
+
+    class Counted(Simulated):
+        def close(self) -> None:  # what was listed, before close() lets all go
+            listed.append(sum(p.state != "gone" for p in self.procs) + 1)
+            threads.append(sum(len(p.tids) for p in self.procs if p.state == "alive"))
+            super().close()
+
+    monkeypatch.setattr(_generated, "RealForest", lambda: made.append(Counted()) or made[-1])
+    seen: list[tuple[object, object, object]] = []
+    monkeypatch.setattr(_generated, "_reuse", lambda b, f, j: seen.append((b, f, j)))
+    backend = _Oracle(made)
+    judgement = _generated._judge_here(backend, [1, 2], 10, isolated=True)
+    assert seen == [(backend, made[0], judgement), (backend, made[1], judgement)]
+    # Two worlds of 10 processes and the caller, listed in two forms each.
+    assert judgement.counts["C7"]["processes"] == sum(listed)
+    assert judgement.counts["C7"]["threads"] == sum(threads)
+    assert min(listed) > 1
+
+
+def test_spines_vary_where_the_second_logins_start(logins: None) -> None:
+    second_a, spine_b, fixed_setsids = set(), set(), set()
+    for seed in range(30):
+        forest = Recorder()
+        _generated._build(forest, random.Random(seed), 11, Judgement())
+        logged = [step for kind, step in forest.steps if kind == "login"]
+        second_a.update(n for n in logged if n in ("n2", "n3", "n4"))
+        spine_b.update(n for n in logged if n in ("n5", "n6", "n7"))
+        fixed_setsids.add(len(forest.setsids) - sum(p.node == "n11" for p in forest.setsids))
+        assert all(isinstance(p, Proc) for p in forest.nohups)
+    assert second_a == {"n2", "n3", "n4"}
+    assert spine_b == {"n6", "n7"}
+    assert fixed_setsids == {2}  # the random part (n11) may add one more
+
+
+def test_the_fates_of_sixteen_pick_five(logins: None) -> None:
+    forest = Simulated()
+    procs = [forest.spawn(None) for _ in range(16)]
+    _generated._fates(forest, random.Random(5), keep=[])
+    assert sum(p.state != "alive" for p in procs) == 5  # 16 // 3
+
+
+def test_only_running_processes_may_exit() -> None:
+    forest = SimForest()
+    proc = forest.spawn(None)
+    assert _generated._may_exit(proc)
+    forest.exit(proc)
+    assert not _generated._may_exit(proc)
+
+
+def test_every_thread_is_judged_after_one_breaks() -> None:
+    forest = SimForest()
+    proc = forest.spawn(None)
+    tids = [forest.add_thread(proc) for _ in range(3)]
+    other = forest.spawn(None)
+    forest.add_thread(other)
+
+    class Raises(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            if pid == tids[0]:
+                raise KeyError(pid)
+            return super().session_id(pid)
+
+    model = forest.expected_model()
+    judgement = Judgement()
+    backend = Raises(model.processes(), threads=model.threads())
+    _generated._judge_single(backend, forest, judgement.findings, judgement.counts)
+    assert judgement.counts["C4"]["threads"] == 3
+    assert judgement.counts["C4"]["queries"] == 3
+    assert len(judgement.findings["C4"]) == 1
+
+
+def test_windows_forgiveness_does_not_end_the_whole_listing_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_generated, "WINDOWS", True)
+
+    def drop_and_break(got: dict[int, int]) -> dict[int, int]:
+        listed = {p: s for p, s in got.items() if p != EXITED}
+        listed[OWN + 400] = 7
+        return listed
+
+    found = findings_of(Fake(all=drop_and_break)).findings["C7"]
+    assert found == [
+        f"session_ids(None) lists world process declared-{OWN + 400} (PID {OWN + 400}, "
+        "depth 1) as 7, but it reports session 0 from the inside"
+    ]
+
+
+def test_a_thread_in_a_whole_listing_is_also_a_stray_in_a_world_of_its_own() -> None:
+    backend = Fake(all=lambda got: {**got, THREAD: 1})
+    judgement = Judgement()
+    _generated._judge_forest(backend, _generated._Declared(declared()), judgement, isolated=True)
+    assert judgement.findings["C7"] == [
+        f"session_ids(None) lists PID {THREAD}, a thread id or reaped PID",
+        "session_ids(None) lists PIDs naming no process of the world's own PID namespace: "
+        f"[{THREAD}]",
+    ]
+
+
+def test_strays_are_shown_ten_at_most() -> None:
+    strays = {OWN + 1000 + n: 1 for n in range(11)}
+    judgement = findings_of(Fake(subset=lambda got: {**got, **strays}))
+    (line,) = judgement.findings["C7"]
+    assert line.endswith(f"it was not asked about: {sorted(strays)[:10]}")
+
+
+def test_records_of_other_processes_are_fine_outside_a_world_of_its_own() -> None:
+    from sessionid_cffi._records import ProcessRecord
+
+    class WithStrangers(Fake):
+        def process_records(self, fields: object = None) -> list[ProcessRecord]:
+            rows = {**self._listing(None), OWN + 7: 1}
+            return [ProcessRecord(pid, s) for pid, s in rows.items()]  # type: ignore[call-arg]
+
+    assert findings_of(WithStrangers()).findings["C7"] == []
+
+
+def test_a_listing_without_a_name_is_named_in_words() -> None:
+    class Nameless:
+        def __call__(self, fields: object = None) -> list[object]:
+            raise RuntimeError("no")
+
+    class Odd(Fake):
+        process_records = Nameless()
+
+    (line,) = findings_of(Odd()).findings["C7"]
+    assert line == "a listing method(None) raised RuntimeError: no"
+
+
+def test_reuse_judges_every_form_and_words_each_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionid_cffi._records import ProcessRecord
+
+    def ns_last_pid(forest: Simulated) -> Callable[..., Any]:
+        class File:
+            def __enter__(self) -> File:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+            def write(self, text: str) -> None:
+                forest.next_pid = int(text) + 1
+
+        return lambda path, mode="r": File()
+
+    class WithRecords(_Oracle):
+        stale = False
+
+        def process_records(self, fields: object = None) -> list[ProcessRecord]:
+            rows = self.session_ids(None)
+            if self.stale:
+                rows = {pid: 2 for pid in rows}
+            return [ProcessRecord(pid, s) for pid, s in rows.items()]  # type: ignore[call-arg]
+
+    forest = Simulated()
+    monkeypatch.setattr(_generated, "open", ns_last_pid(forest), raising=False)
+    judgement = Judgement()
+    _generated._reuse(WithRecords([forest]), forest, judgement)
+    assert judgement.findings["C5"] == []
+    assert judgement.counts["C5"]["forms"] == 4
+    assert judgement.counts["C5"]["queries"] == 8
+    stale = WithRecords([forest := Simulated()])
+    stale.stale = True
+    monkeypatch.setattr(_generated, "open", ns_last_pid(forest), raising=False)
+    judgement = Judgement()
+    _generated._reuse(stale, forest, judgement)
+    assert [line.rpartition(", but ")[2] for line in judgement.findings["C5"]] == [
+        "process_records() answered 2",
+        "process_records() answered 2",
+    ]
+
+    class WrongBefore(_Oracle):
+        def session_id(self, pid: int) -> int:
+            return 5
+
+    forest = Simulated()
+    monkeypatch.setattr(_generated, "open", ns_last_pid(forest), raising=False)
+    judgement = Judgement()
+    _generated._reuse(WrongBefore([forest]), forest, judgement)
+    first = judgement.findings["C5"][0]
+    assert first.startswith("world process n1 (PID ")
+    assert first.endswith(
+        ", depth 1, in a login of its own) answered (5, {1001: 2}) before its PID was reused"
+    )
+    assert judgement.findings["C5"][1].endswith("but session_id answered 5")
+    wrong_subset = [line for line in judgement.findings["C5"] if "session_ids([pid])" in line]
+    assert wrong_subset == []
+
+
+def test_wait_until_gone_is_immediate_off_windows() -> None:
+    import time as clock
+
+    from sessionid_cffi.testing import _processes
+
+    started = clock.monotonic()
+    assert _processes.wait_until_gone(OWN, _processes.process_started_at(OWN)) is True
+    assert clock.monotonic() - started < 5
+
+
+def test_a_plain_child_exits_and_reaps_as_nothing() -> None:
+    child = _worlds.Child(7, 2)
+    assert (child.pid, child.truth) == (7, 2)
+    assert child.exit() is None
+    assert child.reap() is True
+
+
+def test_model_world_free_pids_exactly() -> None:
+    assert ModelWorld(ModelBackend({5: 1}))._free_pid() == (OWN // 4 + 1) * 4
+    assert ModelWorld(ModelBackend({0xFFFFFFF8: 1}))._free_pid() == 0xFFFFFFFC
+    assert ModelWorld(ModelBackend({0xFFFFFFFC: 1, 8: 0}))._free_pid() == 4
+    top = ModelWorld(ModelBackend({0xFFFFFFFC: 1}))
+    assert 0xFFFFFFFC not in top.missing_pids()
+    edge = ModelWorld(ModelBackend({0xFFFFFFEC: 1}))
+    assert edge._free_pid() == 0xFFFFFFF0
+    assert edge.missing_pids() == [0, 0xFFFFFFFC]  # 0xFFFFFFF0 + 16 is past the top
+
+
+def test_model_world_prefers_the_caller_and_says_what_it_needs() -> None:
+    assert ModelWorld(ModelBackend({OWN: 1, 5: 2})).self_pid() == OWN
+    with pytest.raises(LookupError) as caught:
+        ModelWorld(ModelBackend({5: 0}, denied=[5])).self_pid()
+    assert str(caught.value) == (
+        "the model's table has no process to act as the caller: give it the caller's PID "
+        "(or one PID that is neither denied nor a zombie)"
+    )
+
+
+def test_declared_and_listed_missing_pids_exactly() -> None:
+    assert World.declare({10: 1}, threads=[100]).missing_pids() == [0, 120, 0xFFFFFFFC]
+    assert World.declare({10: 1}, gone=[200]).missing_pids() == [0, 220, 0xFFFFFFFC]
+    assert DeclaredWorld({}).missing_pids() == [0, 20, 0xFFFFFFFC]
+    assert World.declare({0xFFFFFFFC: 1}).missing_pids() == [0]
+    assert World.declare({0xFFFFFFEC: 1}).missing_pids() == [0, 0xFFFFFFFC]
+    assert ListedWorld({}).missing_pids() == [0, 4, 1000, 0xFFFFFFFC]
+    with pytest.raises(LookupError) as caught:
+        ListedWorld({}).self_pid()
+    assert str(caught.value) == "the backend lists no process (session_ids(None) is empty)"
+
+
+def test_a_reused_gone_pid_is_left_out_of_the_live_missing_pids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = _worlds.LiveWorld(worlds=0, size=1)
+    monkeypatch.setattr(_worlds, "process_started_at", lambda pid: None if pid is None else 1)
+    assert len(world.missing_pids()) == 4
+
+
+def test_the_old_strategy_name_warns_at_a_frame_outside_the_module() -> None:
+    from sessionid_cffi.testing import strategies
+
+    with pytest.warns(DeprecationWarning, match="is deprecated") as caught:
+        strategies.session_ids  # noqa: B018
+    assert caught[0].filename != strategies.__file__

@@ -375,9 +375,9 @@ def _may_exit(proc: Proc) -> bool:
 
 
 def _may_reap(proc: Proc) -> bool:
-    parent = proc.parent
     # Past LINUX: Windows only (the Wine lane judges it, the gate on Linux cannot).
     # pragma: no mutate start
+    parent = proc.parent
     return LINUX or proc.popen is not None or (parent is not None and parent.state == "alive")
     # pragma: no mutate end
 
