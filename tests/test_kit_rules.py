@@ -2417,3 +2417,138 @@ def test_the_old_strategy_name_warns_at_a_frame_outside_the_module() -> None:
     with pytest.warns(DeprecationWarning, match="is deprecated") as caught:
         strategies.session_ids  # noqa: B018
     assert caught[0].filename != strategies.__file__
+
+
+# -- raw calls and the last error: worlds and libraries broken on purpose -----------
+class NativeModel(ModelBackend):
+    """A model that makes the raw call itself, as kernel32 does: it returns
+    the Win32 error (0: success) and the library keeps it as last error."""
+
+    def native_process_id_to_session_id(self, pid: int, out: Any) -> int:
+        try:
+            out[0] = self.session_id(pid)
+        except SessionIdError as err:
+            return err.winerror
+        return 0
+
+
+class LiveNamedMissing(ModelWorld):
+    """A model world that calls PID 1 missing: the model has no PID 1, but
+    this machine does, so a raw call asked of the installed backend instead
+    of the one under check answers it."""
+
+    def __init__(self, model: ModelBackend, missing: list[int]) -> None:
+        super().__init__(model)
+        self._missing = missing
+
+    def missing_pids(self) -> list[int]:
+        return self._missing
+
+
+def test_raw_calls_ask_the_backend_under_check_not_the_installed_one() -> None:
+    assert os.path.exists("/proc/1")
+    model = ModelBackend({OWN: 1})
+    report = check_contract(model, world=LiveNamedMissing(model, [1]), rules=["C3"])
+    assert report.kept == ["C3"]
+    report = check_contract(model, world=LiveNamedMissing(model, [5, 1]), rules=["C9"])
+    assert "C9" in report.library  # it held: PID 5, then 1, both missing in the model
+    native = NativeModel({OWN: 1})
+    report = check_contract(native, world=LiveNamedMissing(native, [1, 5]), rules=["C9"])
+    assert report.kept == ["C9"]  # a native backend's last error is its own
+
+
+def test_c9_reports_a_last_error_shared_by_every_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionid_cffi import lowlevel
+
+    shared = [0]
+    original = lowlevel._process_id_to_session_id_on
+
+    def call(backend: Any, pid: int, out: Any) -> int:
+        ok = original(backend, pid, out)
+        if not ok:
+            shared[0] = lowlevel._last.error  # type: ignore[attr-defined]
+        return ok
+
+    monkeypatch.setattr(lowlevel, "_process_id_to_session_id_on", call)
+    monkeypatch.setattr(lowlevel, "GetLastError", lambda: shared[0])
+    monkeypatch.setattr(lowlevel, "_set_last_error", lambda code: shared.__setitem__(0, code))
+    (line,) = broken_lines(ModelBackend({OWN: 1}), ["C9"])
+    assert line == (
+        "  BROKEN C9: C9: a failing raw call here gave (0, last error 87), expected (0, 87); "
+        "another thread then read last error, made a call for the caller and read again: "
+        "[87, 1, 87] (expected [0, 1, 0])"
+    )
+
+
+def test_c9_reports_a_success_that_clears_the_last_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionid_cffi import lowlevel
+
+    original = lowlevel._process_id_to_session_id_on
+
+    def call(backend: Any, pid: int, out: Any) -> int:
+        ok = original(backend, pid, out)
+        if ok:
+            lowlevel._set_last_error(0)
+        return ok
+
+    monkeypatch.setattr(lowlevel, "_process_id_to_session_id_on", call)
+    (line,) = broken_lines(ModelBackend({OWN: 1}), ["C9"])
+    assert line == (
+        "  BROKEN C9: C9: this thread's last error became 87 after another thread's calls, "
+        "0 after its own successful call (1); expected 87 both times"
+    )
+
+
+class FailedWorld(DeclaredWorld):
+    """A declared world whose generated part could not be built."""
+
+    def generated(self, backend: object) -> Judgement | None:
+        return Judgement(failed="the generated world could not be built: no agent")
+
+
+@pytest.mark.parametrize("rule", ["C2", "C4", "C5", "C7"])
+def test_a_world_that_could_not_be_built_is_a_note_of_each_rule(rule: str) -> None:
+    world = FailedWorld(TABLE, threads=[THREAD], exited=[EXITED], gone=[GONE])
+    report = check_contract(Fake(), world=world, rules=[rule])  # type: ignore[arg-type]
+    assert report.kept == [rule]
+    if rule in ("C4", "C7"):  # C2 and C5 then say no child could be started
+        assert report.notes[rule] == "the generated world could not be built: no agent"
+    assert report.judged[rule] == "the generated world could not be built: no agent"
+
+
+def test_c10_with_aliasing_checks_the_pid_itself_and_each_alias() -> None:
+    own = OWN & ~3
+
+    class WrongItself(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            session = super().session_id(pid)
+            return 9 if pid > own and pid % 4 == 0 else session
+
+    (line,) = broken_lines(WrongItself({own: 1}, aliasing=True), ["C10"])
+    assert re.fullmatch(
+        r"  BROKEN C10: C10: a running child \(PID \d+\) is in session 1, but the backend "
+        r"answered 9",
+        line,
+    ), line
+
+    class WrongAtTwo(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            return super().session_id(pid) + (pid % 4 == 2)
+
+    (line,) = broken_lines(WrongAtTwo({own: 1}, aliasing=True), ["C10"])
+    assert re.fullmatch(
+        r"  BROKEN C10: C10: PID \d+\+2 answered session 2, PID \d+ session 1; Windows "
+        r"ignores the low two bits",
+        line,
+    ), line
+
+    class MissingAlias(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            if pid % 4 == 1 and pid > own + 3:
+                raise ProcessNotFoundError(pid)
+            return super().session_id(pid)
+
+    (line,) = broken_lines(MissingAlias({own: 1}, aliasing=True), ["C10"])
+    assert re.fullmatch(
+        r"  BROKEN C10: C10: child PID\+1 \(PID \d+\) must answer, but got: .*", line
+    ), line
