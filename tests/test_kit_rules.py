@@ -2552,3 +2552,118 @@ def test_c10_with_aliasing_checks_the_pid_itself_and_each_alias() -> None:
     assert re.fullmatch(
         r"  BROKEN C10: C10: child PID\+1 \(PID \d+\) must answer, but got: .*", line
     ), line
+
+
+def test_a_refused_subreaper_flag_raises_with_the_errno(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    calls: list[tuple[object, ...]] = []
+
+    class Libc:
+        def __init__(self, name: object, **options: object) -> None:
+            calls.append((name, options))
+
+        def prctl(self, *args: object) -> int:
+            calls.append(args)
+            ctypes.set_errno(1)  # EPERM, as the kernel says it
+            return -1
+
+    monkeypatch.setattr(ctypes, "CDLL", Libc)
+    with pytest.raises(OSError, match="PR_SET_CHILD_SUBREAPER") as caught:
+        _forest._set_subreaper(True)
+    assert (caught.value.errno, caught.value.strerror) == (1, "prctl(PR_SET_CHILD_SUBREAPER)")
+    assert calls == [(None, {"use_errno": True}), (36, 1, 0, 0, 0)]
+
+
+def test_compare_goes_on_after_a_forgiven_stranger() -> None:
+    forest = Strangers()
+    gone = forest.spawn(None)
+    forest.exit(gone)
+    forest.reap(gone)
+    alive = forest.spawn(None)
+    forest.strangers.add(gone.pid)
+    model = forest.expected_model()
+    live = Stale(model, {gone.pid: 4, alive.pid: 5})
+    assert _forest.compare(live, model, [gone.pid, alive.pid], forest) == [
+        f"PID {alive.pid} ({alive!r}): live ('ok', 5), model ('ok', 1)",
+        f"session_ids(): PID {alive.pid} live 5, model 1",
+    ]
+
+    class BulkStranger(ModelBackend):
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            return {**super().session_ids(pids), gone.pid: 4, alive.pid: 6}
+
+    bulk = BulkStranger(model.processes(), threads=model.threads())
+    assert _forest.compare(bulk, model, [alive.pid], forest) == [
+        f"session_ids(): PID {alive.pid} live 6, model 1"
+    ]
+
+
+def reuse_forest(monkeypatch: pytest.MonkeyPatch) -> Simulated:
+    forest = Simulated()
+
+    class File:
+        def __enter__(self) -> File:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def write(self, text: str) -> None:
+            forest.next_pid = int(text) + 1
+
+    monkeypatch.setattr(_generated, "open", lambda path, mode="r": File(), raising=False)
+    return forest
+
+
+def test_reuse_names_each_form_that_kept_the_old_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class StaleForms(_Oracle):
+        """Its listings remember the first session they saw for a PID."""
+
+        seen: ClassVar[dict[int, int]] = {}
+
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            form = "all" if pids is None else "subset"
+            got = super().session_ids(pids)
+            for pid, session in got.items():
+                first = self.seen.setdefault(pid, session)
+                if form in self.stale:
+                    got[pid] = first
+            return got
+
+    for stale, forms in ((("subset",), ["session_ids([pid])"]), (("all",), ["session_ids(None)"])):
+        StaleForms.seen = {}
+        forest = reuse_forest(monkeypatch)
+        backend = StaleForms([forest])
+        backend.stale = stale  # type: ignore[attr-defined]
+        judgement = Judgement()
+        _generated._reuse(backend, forest, judgement)
+        named = {
+            line.rpartition(", but ")[2].rpartition(" answered")[0]
+            for line in judgement.findings["C5"]
+        }
+        assert named == set(forms), judgement.findings["C5"]
+
+
+def test_reuse_blames_a_raising_backend_on_the_process_it_asked_about(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class RaisesAt(_Oracle):
+        calls = 0
+        at = 1
+
+        def session_id(self, pid: int) -> int:
+            self.calls += 1
+            if self.calls == self.at:
+                raise KeyError("boom")
+            return super().session_id(pid)
+
+    for at, who in ((1, "n1"), (2, "n2")):
+        forest = reuse_forest(monkeypatch)
+        backend = RaisesAt([forest])
+        backend.at = at
+        with pytest.raises(_generated._Broken) as caught:
+            _generated._reuse(backend, forest, Judgement())
+        assert f" of world process {who} (PID " in str(caught.value)
