@@ -2417,6 +2417,8 @@ def test_the_old_strategy_name_warns_at_a_frame_outside_the_module() -> None:
     with pytest.warns(DeprecationWarning, match="is deprecated") as caught:
         strategies.session_ids  # noqa: B018
     assert caught[0].filename != strategies.__file__
+    if "mutmut" not in sys.modules:  # under the gate, mutmut's trampoline is one more frame
+        assert caught[0].filename == __file__
 
 
 # -- raw calls and the last error: worlds and libraries broken on purpose -----------
@@ -2667,3 +2669,32 @@ def test_reuse_blames_a_raising_backend_on_the_process_it_asked_about(
         with pytest.raises(_generated._Broken) as caught:
             _generated._reuse(backend, forest, Judgement())
         assert f" of world process {who} (PID " in str(caught.value)
+
+
+def test_compare_never_forgives_an_alias_of_a_thread_of_ours() -> None:
+    forest = Strangers(aliasing=True)
+    proc = forest.spawn(None)
+    tid = forest.add_thread(proc)
+    model = forest.expected_model()
+    live = Stale(model, {tid: 3})  # answers the thread id and its aliases
+    found = _forest.compare(live, model, [tid + 1], forest)
+    assert found[0] == f"PID {tid + 1} (a thread id): live ('ok', 3), model ('error', 87)"
+
+
+@needs_root
+def test_a_probe_that_hangs_is_given_up_within_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    bounds: list[object] = []
+
+    def run(*args: Any, **options: Any) -> Any:
+        bounds.append(options.get("timeout"))
+        raise subprocess.TimeoutExpired(args[0], options.get("timeout") or 0)
+
+    monkeypatch.setattr(_forest, "_CAN_LOGIN", None)
+    monkeypatch.setattr(_forest.subprocess, "run", run)
+    with pytest.raises(subprocess.TimeoutExpired):
+        _forest.can_login()
+    (bound,) = bounds
+    assert isinstance(bound, (int, float))
+    assert 0 < bound <= 60
