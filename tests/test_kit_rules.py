@@ -2698,3 +2698,84 @@ def test_a_probe_that_hangs_is_given_up_within_a_minute(monkeypatch: pytest.Monk
     (bound,) = bounds
     assert isinstance(bound, (int, float))
     assert 0 < bound <= 60
+
+
+def test_overlapping_keeps_the_latest_end_of_each_pid() -> None:
+    # A's first query is still under way (to 10) when B's begins at 3.
+    assert contract._overlapping([(0, 10, 1), (1, 2, 1), (3, 4, 2)]) == 1
+    # A query that ended at 0 is not under way at 0.
+    assert contract._overlapping([(0, 0, 1), (0, 1, 2)]) == 0
+
+
+def test_c11_names_one_wrong_answer() -> None:
+    class Swapped(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            return 9 if pid != OWN else super().session_id(pid)
+
+    lines = broken_lines(Swapped({OWN: 1}), ["C11"])
+    assert re.fullmatch(
+        r"  BROKEN C11: C11: 4 threads asked 200 times each about PIDs of distinct "
+        r"sessions at once; \d+ answers were not the asked PID's own, e\.g\. PID \d+ "
+        r"\(session \d\) answered 9",
+        lines[0],
+    ), lines
+
+
+class FailedModelWorld(ModelWorld):
+    def generated(self, backend: object) -> Judgement | None:
+        return Judgement(failed="no world: the agents could not start")
+
+
+def test_c5_notes_a_world_that_could_not_be_built_in_either_scene() -> None:
+    model = ModelBackend({OWN: 1})
+    report = check_contract(model, world=FailedModelWorld(model), rules=["C5"])
+    assert report.notes["C5"] == "no world: the agents could not start"
+
+    class NoLoginsFailed(FailedModelWorld):
+        @contextlib.contextmanager
+        def child(self, *, login: bool = False) -> Iterator[Any]:
+            if login:
+                yield None
+                return
+            with super().child() as child:
+                yield child
+
+    three = ModelBackend({OWN: 3})
+    report = check_contract(three, world=NoLoginsFailed(three), rules=["C5"])
+    assert report.notes["C5"] == "no world: the agents could not start"
+
+    class KeptNoLogins(NoLoginsFailed):
+        @contextlib.contextmanager
+        def child(self, *, login: bool = False) -> Iterator[Any]:
+            with super().child(login=login) as child:
+                if child is not None:
+                    child.reap = lambda: False  # type: ignore[method-assign]
+                yield child
+
+    kept = KeptNoLogins(three)
+    kept.description = "a world whose children stay"
+    report = check_contract(three, world=kept, rules=["C5"])
+    assert report.skipped["C5"].startswith("a world whose children stay: reaped child ")
+
+
+def test_c8_spies_on_a_native_backend_through_its_native_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sessionid_cffi import lowlevel
+    from sessionid_cffi._generated_ffi import ffi
+
+    original = lowlevel._process_id_to_session_id_on
+
+    def asks_native(backend: Any, pid: int, out: Any) -> int:
+        native = getattr(backend, "native_process_id_to_session_id", None)
+        if native is not None:
+            native(pid, ffi.new("DWORD *"))
+        return original(backend, pid, out)
+
+    monkeypatch.setattr(lowlevel, "_process_id_to_session_id_on", asks_native)
+    (line,) = broken_lines(NativeModel({OWN: 1}), ["C8"])
+    assert line == (
+        f"  BROKEN C8: C8: a raw call with a NULL out-pointer reached the backend (asked [{OWN}])"
+    )
+    report = check_contract(ModelBackend({OWN: 1}), rules=["C8"])  # no native call to make
+    assert "C8" in report.library
