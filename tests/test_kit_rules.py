@@ -2779,3 +2779,213 @@ def test_c8_spies_on_a_native_backend_through_its_native_call(
     )
     report = check_contract(ModelBackend({OWN: 1}), rules=["C8"])  # no native call to make
     assert "C8" in report.library
+
+
+# -- C1, C2, C7, C10, C11: each line a user would read ----------------------------
+class WrongFor(ModelBackend):
+    """Answers ``wrong`` for the PIDs in ``at``, from the ``after``-th query on."""
+
+    def __init__(self, table: dict[int, int], at: set[int], wrong: Any, after: int = 1) -> None:
+        super().__init__(table)
+        self.at, self.wrong, self.after, self.asked = at, wrong, after, 0
+
+    def session_id(self, pid: int) -> int:
+        if pid in self.at:
+            self.asked += 1
+            if self.asked >= self.after:
+                if isinstance(self.wrong, BaseException):
+                    raise self.wrong
+                return int(self.wrong)
+        return super().session_id(pid)
+
+
+def test_c1_lines() -> None:
+    (line,) = broken_lines(WrongFor({OWN: 1}, {OWN}, 2), ["C1"])
+    assert line == (
+        f"  BROKEN C1: C1: the caller's own PID (PID {OWN}) is in session 1, but the backend "
+        "answered 2"
+    )
+    refuses = WrongFor({OWN: 1}, {OWN}, not_found(OWN, "gone"), after=2)
+    (line,) = broken_lines(refuses, ["C1"])
+    assert line == (
+        f"  BROKEN C1: C1: the caller's own PID (PID {OWN}) must answer, but got: "
+        f"[WinError 87] process {OWN} not found: gone"
+    )
+    (line,) = broken_lines(WrongFor({OWN: 1}, {OWN}, 2, after=2), ["C1"])
+    assert line == f"  BROKEN C1: C1: own PID {OWN} answered 1, then 2"
+    report = check_contract(Fake(), rules=["C1"])  # a listed world: no truth
+    assert report.notes["C1"] == (
+        "the processes the backend lists: no truth for the caller, only its stability"
+    )
+
+
+class ElsewhereChildren(ModelWorld):
+    """The OS puts a plain child in another session than the caller."""
+
+    @contextlib.contextmanager
+    def child(self, *, login: bool = False) -> Iterator[Any]:
+        with super().child(login=True) as child:
+            yield child
+
+
+class Untruthful(ModelWorld):
+    """A world that knows no session of its own processes."""
+
+    def self_truth(self) -> int | None:
+        return None
+
+    @contextlib.contextmanager
+    def child(self, *, login: bool = False) -> Iterator[Any]:
+        with super().child(login=login) as child:
+            if child is not None:
+                child.truth = None
+            yield child
+
+
+def test_c2_lines() -> None:
+    model = ModelBackend({OWN: 1})
+    report = check_contract(model, world=ElsewhereChildren(model), rules=["C2"])
+    assert re.fullmatch(
+        r"the OS put child \d+ in session 2, the caller in 1: not a scene for inheritance",
+        report.skipped["C2"],
+    ), report.skipped
+    child_wrong = WrongFor({OWN: 1}, set(), 5)
+    child_wrong.at = {ModelWorld(child_wrong)._free_pid()}
+    (line,) = broken_lines(child_wrong, ["C2"])
+    assert re.fullmatch(
+        r"  BROKEN C2: C2: a running child \(PID \d+\) is in session 1, but the backend "
+        r"answered 5",
+        line,
+    ), line
+    (line,) = broken_lines(WrongFor({OWN: 1}, {OWN}, 5), ["C2"])
+    assert line == (
+        f"  BROKEN C2: C2: the caller (PID {OWN}) is in session 1, but the backend answered 5"
+    )
+    untruthful = WrongFor({OWN: 1}, {OWN}, 5)
+    (line,) = broken_lines(untruthful, ["C2"], world=Untruthful(untruthful))
+    assert re.fullmatch(r"  BROKEN C2: C2: child \d+ is in session 1, the caller in 5", line)
+
+    class NoLogins(ModelWorld):
+        @contextlib.contextmanager
+        def child(self, *, login: bool = False) -> Iterator[Any]:
+            if login:
+                yield None
+                return
+            with super().child() as child:
+                yield child
+
+        def login_unavailable(self) -> str | None:
+            return "no logins here"
+
+    report = check_contract(model, world=NoLogins(model), rules=["C2"])
+    assert report.notes["C2"] == "children in the caller's session only: no logins here"
+    report = check_contract(model, world=FailedModelWorld(model), rules=["C2"])
+    assert report.notes["C2"] == "no world: the agents could not start"
+
+
+@pytest.mark.parametrize("pid", [0, 1, 2, 3, 4, 8, 2**31 - 1, 2**31, 2**32 - 4, 2**32 - 1])
+def test_c7_asks_each_edge_of_the_pid_range(pid: int) -> None:
+    class NotDwordAt(ModelBackend):
+        def session_id(self, asked: int) -> int:
+            if asked == pid:
+                return -1
+            return super().session_id(asked)
+
+    (line,) = broken_lines(NotDwordAt({OWN: 1}), ["C7"])
+    assert line == f"  BROKEN C7: session_id({pid}) returned -1, not a DWORD"
+
+
+def test_c7_asks_random_pids_across_the_whole_range() -> None:
+    class BrokenHigh(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            if pid > 2**31 and pid not in (2**32 - 4, 2**32 - 1):
+                return -1
+            return super().session_id(pid)
+
+    (line,) = broken_lines(BrokenHigh({OWN: 1}), ["C7"])
+    assert line.endswith("returned -1, not a DWORD")
+
+
+class Taken(ModelWorld):
+    """A model world where other processes hold some PIDs after each child."""
+
+    def __init__(self, model: ModelBackend, taken: set[int]) -> None:
+        super().__init__(model)
+        self.taken = taken
+
+    def names_process(self, pid: int) -> bool | None:
+        base = self._free_pid_seen if hasattr(self, "_free_pid_seen") else None
+        if base is not None and pid - base in self.taken:
+            return True
+        return super().names_process(pid)
+
+    def _free_pid(self) -> int:
+        self._free_pid_seen = super()._free_pid()
+        return self._free_pid_seen
+
+
+def test_c10_asks_only_the_free_neighbours_and_says_when_none_is() -> None:
+    class AnswersAfter(ModelBackend):
+        def __init__(self, table: dict[int, int], offsets: set[int]) -> None:
+            super().__init__(table)
+            self.offsets = offsets
+
+        def session_id(self, pid: int) -> int:
+            table = self.processes()
+            for n in self.offsets:
+                if pid not in table and pid - n in table and pid - n != OWN:
+                    return 7
+            return super().session_id(pid)
+
+    for offset in (1, 2, 3):
+        (line,) = broken_lines(AnswersAfter({OWN: 1}, {offset}), ["C10"])
+        assert f"PID+{offset} of a running child" in line
+    held = AnswersAfter({OWN: 1}, {1})  # PID+1 answers: another process holds it
+    report = check_contract(held, world=Taken(held, {1}), rules=["C10"])
+    assert report.kept == ["C10"]
+    full = ModelBackend({OWN: 1})
+    report = check_contract(full, world=Taken(full, {1, 2, 3}), rules=["C10"])
+    assert re.fullmatch(r"PIDs after child \d+ are all taken", report.skipped["C10"])
+
+
+def test_c11_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = {OWN: 1, OWN + 100: 2, OWN + 200: 2, OWN + 300: 3}
+    world = World.declare(table)
+    wrong = _AliasingFake(table, alias=False)
+    wrong.session_id = lambda pid: 9  # type: ignore[method-assign]
+    (line,) = broken_lines(wrong, ["C11"], world=world)
+    assert line.startswith("  BROKEN C11: C11: 3 threads asked 200 times each")  # one per session
+    two = World.declare({OWN: 1, OWN + 100: 2})
+    both = _AliasingFake({OWN: 1, OWN + 100: 2}, alias=False)
+    both.session_id = lambda pid: 9  # type: ignore[method-assign]
+    (line,) = broken_lines(both, ["C11"], world=two)
+    assert line.startswith("  BROKEN C11: C11: 2 threads asked")
+
+    class OnceWrong(ModelBackend):
+        done = False
+
+        def session_id(self, pid: int) -> int:
+            if pid != OWN and not self.done:
+                self.done = True
+                return 9
+            return super().session_id(pid)
+
+    (line,) = broken_lines(OnceWrong({OWN: 1}), ["C11"])
+    assert re.fullmatch(
+        r"  BROKEN C11: C11: 4 threads asked 200 times each about PIDs of distinct sessions "
+        r"at once; 1 answers were not the asked PID's own, e\.g\. PID \d+ \(session \d\) "
+        r"answered 9",
+        line,
+    ), line
+    monkeypatch.setattr(contract, "_ask_at_once", lambda backend, targets, wrong: 0)
+    report = check_contract(ModelBackend({OWN: 1}), rules=["C11"])
+    assert report.skipped["C11"] == (
+        "the threads' queries never overlapped in 60 rounds (a busy machine ran them one "
+        "after another): nothing was asked at once"
+    )
+
+
+def test_c9_takes_the_first_missing_pid() -> None:
+    model = ModelBackend({OWN: 1})
+    report = check_contract(model, world=LiveNamedMissing(model, [5, OWN]), rules=["C9"])
+    assert "C9" in report.library
