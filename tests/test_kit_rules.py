@@ -2989,3 +2989,87 @@ def test_c9_takes_the_first_missing_pid() -> None:
     model = ModelBackend({OWN: 1})
     report = check_contract(model, world=LiveNamedMissing(model, [5, OWN]), rules=["C9"])
     assert "C9" in report.library
+
+
+def test_world_for_a_live_backend_by_name_unless_it_says_it_is_not_live() -> None:
+    class Kernel32(Fake):
+        name = "kernel32"
+
+    class Procfs(Fake):
+        name = "procfs"
+
+    assert isinstance(world_for(Kernel32()), _worlds.LiveWorld)
+    assert isinstance(world_for(Procfs()), _worlds.LiveWorld)  # no .live: live
+
+
+def test_ask_names_what_a_backend_may_raise() -> None:
+    class Raises(ModelBackend):
+        def session_id(self, pid: int) -> int:
+            raise KeyError("x")
+
+    with pytest.raises(ContractViolation) as caught:
+        contract._ask(Raises({OWN: 1}), 7)
+    assert str(caught.value) == (
+        "session_id(7) raised KeyError: 'x'; a backend may only raise SessionIdError "
+        "(ProcessNotFoundError, AccessDeniedError, ...)"
+    )
+
+
+def test_generated_findings_show_three_and_count_the_rest() -> None:
+    class Found(DeclaredWorld):
+        count = 3
+
+        def generated(self, backend: object) -> Judgement | None:
+            judgement = Judgement()
+            judgement.findings["C2"] = [f"f{n}" for n in range(self.count)]
+            judgement.missing.update(logins="no logins", reuse="no reuse")
+            return judgement
+
+    world = Found(TABLE)
+    with pytest.raises(ContractViolation) as caught:
+        contract._judge_generated(Fake(), world, "C2")
+    assert str(caught.value) == "C2: in the declared world: nothing declared for it: f0; f1; f2"
+    world.count = 4
+    with pytest.raises(ContractViolation) as caught:
+        contract._judge_generated(Fake(), world, "C2")
+    assert str(caught.value).endswith(": f0; f1; f2 (and 1 more)")
+    assert contract._judge_generated(Fake(), world, "C5") == "no logins; no reuse"
+    assert contract._judge_generated(Fake(), world, "C4") is None
+
+
+def test_check_contract_passes_its_knobs_to_the_live_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[dict[str, object]] = []
+
+    class Recording(_worlds.LiveWorld):
+        def __init__(self, **knobs: Any) -> None:
+            made.append(knobs)
+            super().__init__(worlds=0, size=1)
+
+    monkeypatch.setattr(contract, "LiveWorld", Recording)
+    monkeypatch.setattr(contract, "world_for", lambda backend: Recording())
+    check_contract(Fake(), rules=[], worlds=2, size=7, seed=99)
+    assert made[-1] == {"worlds": 2, "size": 7, "seed": 99}
+    with pytest.raises(ValueError, match="not with world=") as caught:
+        check_contract(Fake(), world=declared(), size=3)
+    assert str(caught.value) == (
+        "worlds=, size= and seed= size the default live world: not with world="
+    )
+
+
+def test_strategies_stay_inside_their_bounds() -> None:
+    from hypothesis import find
+    from hypothesis.errors import NoSuchExample
+
+    from sessionid_cffi.testing import strategies
+
+    with pytest.raises(NoSuchExample):
+        find(strategies.session_numbers(max_value=0), lambda s: s != 0)
+    with pytest.raises(NoSuchExample):
+        find(strategies.session_numbers(max_value=16), lambda s: s > 16)
+    assert find(strategies.session_numbers(), lambda s: s > 1000) > 1000
+    with pytest.raises(NoSuchExample):
+        find(strategies.pids(windows=True, max_value=7), lambda p: p != 4)
+    with pytest.raises(NoSuchExample):
+        find(strategies.pids(max_value=1), lambda p: p != 1)
+    assert find(strategies.pids(), lambda p: p == 1) == 1
+    assert find(strategies.pids(windows=True), lambda p: p == 4) == 4
