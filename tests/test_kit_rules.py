@@ -3073,3 +3073,25 @@ def test_strategies_stay_inside_their_bounds() -> None:
         find(strategies.pids(max_value=1), lambda p: p != 1)
     assert find(strategies.pids(), lambda p: p == 1) == 1
     assert find(strategies.pids(windows=True), lambda p: p == 4) == 4
+
+
+def test_c7_takes_the_top_session_as_a_dword_and_names_a_wrong_caller_row() -> None:
+    top = ModelBackend({OWN: 1, OWN + 100: 0xFFFFFFFF})
+    assert check_contract(top, rules=["C7"]).kept == ["C7"]
+
+    class CallerElsewhere(ModelBackend):
+        def session_ids(self, pids: list[int] | None) -> dict[int, int]:
+            listed = super().session_ids(pids)
+            if pids is None:
+                listed[OWN] = 5
+            return listed
+
+        def session_id(self, pid: int) -> int:
+            return 5 if pid == OWN and self.quiet else super().session_id(pid)
+
+        quiet = True
+
+    (line,) = broken_lines(CallerElsewhere({OWN: 1}), ["C7"])
+    assert line == (
+        f"  BROKEN C7: C7: the caller (PID {OWN}) is in session 1, but session_ids() lists it as 5"
+    )
