@@ -83,8 +83,21 @@ FAST_TESTS = [
     "tests/test_mutants_procfs.py",
     "tests/test_mutants_model.py",
 ]
-# The kit's own suites (its fakes, worlds, strategies and process helpers).
-KIT_TESTS = ["tests/test_processes.py"]
+# The kit's fast suites: its rules, worlds, generated-world judging, fakes and
+# strategies driven on in-memory backends and simulated forests (well under a
+# second a test), and its process helpers. The live suites (test_contract,
+# test_differential, the generated worlds of test_kit, marker ``worlds``) run
+# real process worlds, seconds each: they run in every CI test env, not here.
+KIT_TESTS = ["tests/test_kit_rules.py", "tests/test_kit.py", "tests/test_processes.py"]
+# Tests of the kit's suites that judge nothing of the stage: a fresh pytest
+# project in a subprocess imports the installed package, never the mutants.
+KIT_DESELECT = ["tests/test_kit.py::test_fixture_in_a_fresh_project"]
+# The same for --also: it runs ``python -m`` from a planted folder to show that
+# plain ``-m`` imports from there, which PYTHONSAFEPATH (set for the stage's
+# children, see run_mutmut) rightly prevents; the installed package answers.
+ALSO_DESELECT = [
+    "tests/test_cli.py::test_the_recommended_forms_import_nothing_from_the_working_folder",
+]
 # What --also adds: the CLI's and the public API's fast suites.
 ALSO_TESTS = ["tests/test_cli.py", "tests/test_hostile_input.py"]
 KILLED = {"killed", "timeout", "segfault"}
@@ -158,9 +171,8 @@ def write_config(stage: Path, files: list[str], tests: list[str], pytest_args: l
     (stage / "pyproject.toml").write_text(text, encoding="utf-8")
 
 
-def run_mutmut(stage: Path, names: list[str]) -> int:
-    # One child: the machine (and CI's runner) is shared.
-    command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
+def run_mutmut(stage: Path, names: list[str], children: int) -> int:
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *names]
     # Tests start Python children ("-c" code, cwd = the stage's mutants/):
     # without PYTHONSAFEPATH they would import the mutated copy from their
     # cwd, whose trampolines need mutmut and its config (unreadable after a
@@ -343,9 +355,9 @@ def main() -> int:
     parser.add_argument("--stage", type=Path, default=DEFAULT_STAGE)
     parser.add_argument(
         "--modules",
-        choices=["all", *PARTS],
+        choices=["all", "none", *PARTS],
         default="all",
-        help="the gated part to run: backends, kit, or all (default)",
+        help="the gated part to run: backends, kit, all (default), or none (with --also)",
     )
     parser.add_argument(
         "--also",
@@ -353,6 +365,12 @@ def main() -> int:
         help="also measure the rest of the package (CLI, records, errors, lowlevel); not gated",
     )
     parser.add_argument("--target", type=float, default=0.90)
+    parser.add_argument(
+        "--max-children",
+        type=int,
+        default=1,
+        help="mutants run at once (default 1: the machine, and CI's runner, is shared)",
+    )
     parser.add_argument(
         "--reuse",
         action="store_true",
@@ -365,19 +383,25 @@ def main() -> int:
     if sys.version_info < (3, 11):
         # PYTHONSAFEPATH (3.11) keeps the tests' Python children off the mutants.
         parser.error("needs Python 3.11 or newer")
-    files = BACKENDS + KIT if args.modules == "all" else PARTS[args.modules]
+    files = {"all": BACKENDS + KIT, "none": [], **PARTS}[args.modules]
+    if not files and not args.also:
+        parser.error("--modules none measures only --also: give --also")
     measured = ALSO if args.also else []
     stage = args.stage.resolve()
     started = time.monotonic()
     if not args.report_only:
         build_stage(stage, args.reuse)
-        wanted = FAST_TESTS + (KIT_TESTS if files != BACKENDS else []) + (ALSO_TESTS * args.also)
-        tests = [test for test in wanted if (REPO / test).exists()]
-        # The generated-world checks of many broken backends judge the kit;
-        # for the backends' mutants they would only add minutes each.
-        pytest_args = ["-m", "not worlds"] if files == BACKENDS else []
+        kit = set(KIT) <= set(files)
+        wanted = (FAST_TESTS if files != KIT else []) + KIT_TESTS * kit + ALSO_TESTS * args.also
+        tests = list(dict.fromkeys(test for test in wanted if (REPO / test).exists()))
+        # The generated-world checks run real process worlds (seconds each):
+        # the kit's mutants are judged by its fast suites instead, and for the
+        # backends' mutants those checks would only add minutes each.
+        pytest_args = ["-m", "not worlds"]
+        deselect = KIT_DESELECT * kit + ALSO_DESELECT * args.also
+        pytest_args += [f"--deselect={test}" for test in deselect]
         write_config(stage, files + measured, tests, pytest_args)
-        code = run_mutmut(stage, args.mutants)
+        code = run_mutmut(stage, args.mutants, args.max_children)
         if code != 0:
             print(f"mutmut run failed with exit code {code}", file=sys.stderr)
             return code
