@@ -298,9 +298,13 @@ def environment_host(environ: bytes) -> str | None:
             break
     client = value.split(b" ")[0] if value else b""
     try:
-        return str(ipaddress.ip_address(client.decode("ascii")))
+        address = ipaddress.ip_address(client.decode("ascii"))
     except ValueError:
         return None
+    # An IPv4-mapped address as plain IPv4, as the socket path gives it (and
+    # the same text on every Python: 3.13 changed how str() shows it).
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
 
 
 # -- idle -------------------------------------------------------------------

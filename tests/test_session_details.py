@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -164,12 +166,23 @@ def test_idle_agrees_with_procps_w_where_utmp_exists(tmp_path: Path) -> None:
         try:
             login, session, tty, _ = _start(daemon, tty=True)
             try:
-                os.utime(tty, (time.time() - 4000, os.stat(tty).st_mtime))
                 from sessionid_cffi._cli import idle_text
 
-                idle = _info(session).idle
-                assert idle is not None
-                w = subprocess.run(["w", "-h"], capture_output=True, text=True, check=True)
+                if os.stat(tty).st_rdev not in _terminals_of(session):
+                    return [], "the path of the login's terminal names another device here"
+
+                # The login's shell may still read its terminal (input moves
+                # the atime to now; seen in the sid chroot): set the atime
+                # again until it stays put across both reads.
+                for _attempt in range(20):
+                    back = time.time() - 4000
+                    os.utime(tty, (back, os.stat(tty).st_mtime))
+                    idle = _info(session).idle
+                    assert idle is not None
+                    w = subprocess.run(["w", "-h"], capture_output=True, text=True, check=True)
+                    if abs(os.stat(tty).st_atime - back) < 1:
+                        break
+                    time.sleep(0.5)
                 rows = [line.split() for line in w.stdout.splitlines()]
                 return next(r for r in rows if r[1] == tty.removeprefix("/dev/")), idle_text(idle)
             finally:
@@ -178,9 +191,36 @@ def test_idle_agrees_with_procps_w_where_utmp_exists(tmp_path: Path) -> None:
             daemon.close()
 
     row, ours = in_private_run({}, scene)
+    if not row:  # a chroot with a devpts of its own (the sid lane): w cannot be compared
+        pytest.skip(ours)
     # w -h: USER TTY FROM LOGIN@ IDLE JCPU PCPU WHAT
     assert row[2] == "127.0.0.1"
-    assert row[4] == ours == "1:06m"
+    assert ours == "1:06m"  # the atime the test set, 4000 s back
+    if row[4] == "0.00s":
+        # Measured in the sid lane: procps-ng 4.0.7's w prints 0.00s for a
+        # terminal whose atime is 4000 s back (4.0.2 here reads the atime);
+        # it no longer is an oracle for the atime rule.
+        version = subprocess.run(["w", "--version"], capture_output=True, text=True).stdout
+        pytest.skip(f"{version.strip()} does not take IDLE from the terminal's atime")
+    assert row[4] == ours
+
+
+def _terminals_of(session: int) -> set[int]:
+    """The controlling terminals (tty_nr, a device number) of the session's
+    processes, read from /proc/<pid>/stat."""
+    found = set()
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/sessionid") as file:
+                if int(file.read()) != session:
+                    continue
+            with open(f"/proc/{name}/stat") as file:
+                tty_nr = int(file.read().rsplit(")", 1)[1].split()[4])
+        except (OSError, ValueError):
+            continue
+        if tty_nr:
+            found.add(tty_nr)
+    return found
 
 
 def _make_utmp() -> None:
@@ -306,20 +346,38 @@ def test_a_console_login_by_login_shows_service_login_and_no_host() -> None:
         ["script", "-q", "-c", "login -f root", "/dev/null"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        text=True,
     )
     assert console.stdin is not None
     assert console.stdout is not None
-    console.stdin.write("echo SID=$(cat /proc/self/sessionid) TTY=$(tty); exec sleep 60\n")
-    console.stdin.flush()
+    # login may flush what was typed before its shell reads (seen in the sid
+    # chroot): the command is typed again every 2 s until the shell answers,
+    # within 30 s. The answer follows a CR (bash ends bracketed paste with
+    # "\e[?2004l\r"); the echoed input never matches (no digits after SID=).
+    command = b"echo SID=$(cat /proc/self/sessionid) TTY=$(tty); exec sleep 60\n"
+    said, session, typed_at = b"", None, 0.0
+    deadline = time.monotonic() + 30
     try:
-        line = next(ln for ln in console.stdout if ln.startswith("SID="))
-        session = int(line.split()[0][4:])
+        while True:
+            found = re.search(rb"[\r\n]SID=(\d+) TTY=(\S+)", said)
+            if found:
+                break
+            now = time.monotonic()
+            assert now < deadline, f"login never ran the command; it said {said[-400:]!r}"
+            if now - typed_at > 2:
+                console.stdin.write(command)
+                console.stdin.flush()
+                typed_at = now
+            if select.select([console.stdout], [], [], 0.2)[0]:
+                chunk = os.read(console.stdout.fileno(), 4096)
+                assert chunk, f"script ended; it said {said[-400:]!r}"
+                said += chunk
+        session = int(found.group(1))
+        line = f"SID={session} TTY={found.group(2).decode()}"
         info = _info(session)
     finally:
         console.kill()
         console.wait(timeout=30)
-        for record in s.process_records():
+        for record in s.process_records() if session is not None else []:
             if record.session_id == session:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(record.pid, signal.SIGKILL)
@@ -404,7 +462,7 @@ def test_a_fifo_or_a_huge_file_among_logind_state_neither_hangs_nor_fails() -> N
     [
         (b"A=1\0SSH_CONNECTION=192.0.2.7 5000 192.0.2.1 22\0", "192.0.2.7"),
         (b"SSH_CLIENT=2001:db8::7 5000 22\0", "2001:db8::7"),
-        (b"SSH_CONNECTION=::ffff:192.0.2.7 1 2 3", "::ffff:c000:207"),  # no NUL at the end
+        (b"SSH_CONNECTION=::ffff:192.0.2.7 1 2 3", "192.0.2.7"),  # mapped; no NUL at the end
         (b"SSH_CONNECTION=192.0.2.7\xff 1 2 3\0", None),  # not UTF-8
         (b"SSH_CONNECTION=\xff\xfe\0SSH_CLIENT=192.0.2.8 1 22\0", None),  # first one decides
         (b"SSH_CONNECTION=evil.example 1 2 3\0", None),  # not an address
@@ -475,9 +533,13 @@ def test_inside_a_container_the_login_keeps_its_session_with_nothing_claimed() -
         "echo 0 > /proc/self/loginuid; cat /proc/self/sessionid; echo; "
         f'exec unshare -Urpf --mount-proc {sys.executable} -c "{code}"'
     )
-    shown = subprocess.run(
-        ["sh", "-c", script], capture_output=True, text=True, timeout=60, check=True
-    ).stdout.split()
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
+    if done.returncode and "unshare failed" in done.stderr:
+        # The kernel refuses a user namespace to a chrooted process (the sid
+        # lane's chroot) or where unprivileged ones are switched off.
+        pytest.skip(f"no user namespace can be made here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    shown = done.stdout.split()
     if shown[0] in ("0", "4294967295"):
         pytest.skip("this test runs inside a login: its children cannot set the login uid")
     outside, inside = shown[0], shown[1]
