@@ -159,13 +159,23 @@ def _kill_in_model(backend: "object", session: int, dry_run: bool, include_self:
     return done
 
 
-def _denied(denied: list[int], signalled: list[int]) -> AccessDeniedError:
+def _denied(
+    denied: list[int],
+    signalled: list[int],
+    *,
+    verb: str = "signal",
+    past: str = "signalled",
+    admin: str = "root",
+    errno: "int | None" = EPERM,
+) -> AccessDeniedError:
+    """AccessDeniedError (5) naming the members the caller may not
+    ``verb`` (``.denied``), after the others were (``.signalled``)."""
     error = AccessDeniedError(
         denied[0],
         ERROR_ACCESS_DENIED,
-        f"may not signal process(es) {', '.join(map(str, denied))} of the session "
-        f"(signalled the other {len(signalled)}); signal them as their owner or as root",
-        EPERM,
+        f"may not {verb} process(es) {', '.join(map(str, denied))} of the session "
+        f"({past} the other {len(signalled)}); {verb} them as their owner or as {admin}",
+        errno,
     )
     error.denied = denied  # type: ignore[attr-defined]
     error.signalled = signalled  # type: ignore[attr-defined]

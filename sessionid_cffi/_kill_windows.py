@@ -38,6 +38,7 @@ from ._errors import (
 from ._generated_ffi import ffi
 from ._kernel32 import Kernel32Backend, kernel32
 from ._kill import ERROR_TIMEOUT, KillTimeoutError
+from ._kill import _denied as _shared_denied
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,16 +65,9 @@ def kill_in_windows(
 
 
 def _denied(denied: list[int], signalled: list[int]) -> AccessDeniedError:
-    error = AccessDeniedError(
-        denied[0],
-        ERROR_ACCESS_DENIED,
-        f"may not end process(es) {', '.join(map(str, denied))} of the session "
-        f"(ended the other {len(signalled)}); end them as their owner or as an administrator",
-        None,
+    return _shared_denied(
+        denied, signalled, verb="end", past="ended", admin="an administrator", errno=None
     )
-    error.denied = denied  # type: ignore[attr-defined]
-    error.signalled = signalled  # type: ignore[attr-defined]
-    return error
 
 
 class _Terminator:
