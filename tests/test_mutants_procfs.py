@@ -1414,3 +1414,21 @@ def test_args_drop_the_nuls_that_pad_a_rewritten_title(tmp_path: Path) -> None:
     (tmp_path / "7" / "cmdline").write_bytes(b"startX\0-X\0")
     (only,) = backend.process_records(frozenset({"args"}))
     assert only.args == "startX -X"
+
+
+def test_sessions_take_details_from_this_backends_own_roots_and_audit(tmp_path: Path) -> None:
+    """sessions() on a crafted tree with its own run_root: host and service
+    come from the logind state under *that* run_root, keyed by AUDIT= because
+    that tree has kernel audit (a state file named 3 records audit session
+    17). Kills session_details passing no backend (the default /run would be
+    read) or no audit flag (the file would key session 3)."""
+    import sessionid_cffi
+
+    proc, run = tmp_path / "proc", tmp_path / "run"
+    tree(proc, p42={"sessionid": "17\n", "loginuid": "0\n", "comm": "sshd"})
+    folder = run / "systemd" / "sessions"
+    folder.mkdir(parents=True)
+    (folder / "3").write_text("UID=0\nSERVICE=sshd\nREMOTE_HOST=192.0.2.9\nAUDIT=17\n")
+    with sessionid_cffi.use_backend(ProcfsBackend(str(proc), live=False, run_root=str(run))):
+        [info] = [i for i in sessionid_cffi.sessions() if i.session_id == 17]
+    assert (info.service, info.host) == ("sshd", "192.0.2.9")
