@@ -229,19 +229,26 @@ def tree() -> Iterator[dict[str, int]]:
         [sys.executable, "-c", SPAWN, json.dumps(TREE)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        text=True,
         start_new_session=True,
     )
     assert process.stdout is not None
     assert process.stdin is not None
     pids: dict[str, int] = {}
+    said = b""
     try:
+        # From the pipe itself: lines written close together arrive in one
+        # read, and a buffered readline() would keep the later ones where
+        # select() cannot see them (the tree then looked stalled).
         while len(pids) < 8:
-            ready, _, _ = select.select([process.stdout], [], [], 60)
-            assert ready, f"the tree stalled after {pids}"
-            line = process.stdout.readline()
-            assert line, f"the tree died after {pids}"
-            name, pid = line.split()
+            if b"\n" not in said:
+                ready, _, _ = select.select([process.stdout], [], [], 60)
+                assert ready, f"the tree stalled after {pids}"
+                chunk = os.read(process.stdout.fileno(), 4096)
+                assert chunk, f"the tree died after {pids}"
+                said += chunk
+                continue
+            line, said = said.split(b"\n", 1)
+            name, pid = line.decode().split()
             pids[name] = int(pid)
         yield pids
     finally:
