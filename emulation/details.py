@@ -62,15 +62,15 @@ _ESTABLISHED = "01"
 
 
 def describe(
-    backend: object,
+    proc_root: str,
+    run_root: str,
     infos: "list[SessionInfo]",
     members: "dict[int, list[ProcessRecord]]",
     audit: bool,
 ) -> "list[SessionInfo]":
-    """``infos`` with host, service and idle filled where they can be told.
-    ``members`` holds each session's records, its leader first."""
-    proc_root: str = getattr(backend, "proc_root", "/proc")
-    run_root: str = getattr(backend, "run_root", "/run")
+    """``infos`` with host, service and idle filled where they can be told,
+    reading the backend's ``proc_root`` and ``run_root``. ``members`` holds
+    each session's records, its leader first."""
     logind = logind_sessions(run_root, audit)
     now = time.time()
     # TCP tables already read, per network namespace: the kernel walks its

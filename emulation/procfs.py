@@ -356,7 +356,7 @@ class ProcfsBackend:
         in .details, loaded here on first use: a query never pays for it."""
         from .details import describe
 
-        return describe(self, infos, members, self._has_audit())
+        return describe(self.proc_root, self.run_root, infos, members, self._has_audit())
 
     def session_ids(self, pids: list[int] | None) -> dict[int, int]:
         if pids is not None:

@@ -1160,6 +1160,34 @@ def test_c5_with_the_running_child_wrong_reads_exactly() -> None:
     ), line
 
 
+def test_c10_blames_an_answer_only_while_the_pid_still_names_nothing() -> None:
+    """A busy machine: another job's process takes PID+n of the child
+    between the world's check and the backend's answer (here the backend
+    itself starts it, just before answering). That answer is right; only
+    a PID that still names nothing must raise 87."""
+
+    class TakenMeanwhile(ModelBackend):
+        taken: ClassVar[set[int]] = {1}
+
+        def session_id(self, pid: int) -> int:
+            child = min((p for p in self.processes() if p != OWN), default=None)
+            if child is not None and pid - child in self.taken and pid not in self.processes():
+                self.spawn(pid, 5)  # another job's process, in its own login
+            return super().session_id(pid)
+
+    assert check_contract(TakenMeanwhile({OWN: 1}), rules=["C10"]).kept == ["C10"]
+    TakenMeanwhile.taken = {1, 2, 3}
+    report = check_contract(TakenMeanwhile({OWN: 1}), rules=["C10"])
+    assert re.fullmatch(r"PIDs after child \d+ were taken while asked", report.skipped["C10"])
+
+    class ZeroForFree(ModelBackend):  # the PID is never taken: an alias
+        def session_id(self, pid: int) -> int:
+            return 0 if pid not in self.processes() else super().session_id(pid)
+
+    (line,) = broken_lines(ZeroForFree({OWN: 1}), ["C10"])
+    assert "PID+1 of a running child, naming no process" in line
+
+
 def test_c10_with_aliasing_reads_exactly() -> None:
     own = OWN & ~3
 

@@ -466,6 +466,7 @@ def test_a_fifo_or_a_huge_file_among_logind_state_neither_hangs_nor_fails() -> N
         (b"SSH_CONNECTION=192.0.2.7\xff 1 2 3\0", None),  # not UTF-8
         (b"SSH_CONNECTION=\xff\xfe\0SSH_CLIENT=192.0.2.8 1 22\0", None),  # first one decides
         (b"SSH_CONNECTION=evil.example 1 2 3\0", None),  # not an address
+        (b"SSH_CONNECTION=192.0.2.7\t5000 192.0.2.1 22\0", None),  # sshd separates with spaces
         (b"SSH_CONNECTION=\0", None),
         (b"SSH_CONNECTION", None),
         (b"", None),

@@ -36,6 +36,10 @@ exits 1 below ``--target`` (judged over the gated modules: backends and
 kit, not ``--also``) or when an equivalents entry matches no surviving
 mutant (stale: the mutant is killed now, or the code changed), and prints
 every surviving, non-equivalent mutant in the list's format, ready to triage.
+A listed mutant that the run killed runs once more, alone, before its entry
+counts as stale: killed again, the entry is stale; survived, a test is flaky
+(printed as FLAKY, not failed on), since a busy runner's noise must not turn
+the gate red.
 """
 
 from __future__ import annotations
@@ -275,11 +279,73 @@ def keys_of(path: str, mutants: list[str], wanted: set[str]) -> dict[str, Key]:
     return keys
 
 
-def judge(stage: Path, files: list[str], measured: list[str], target: float, seconds: float) -> int:
+def read_statuses(stage: Path, path: str) -> dict[str, str]:
+    """mutmut's verdict on each mutant of ``path``, by mutant name."""
+    meta = json.loads((stage / "mutants" / (path + ".meta")).read_text(encoding="utf-8"))
+    return {
+        mutant: "not checked" if code is None else STATUS_BY_EXIT_CODE.get(code, "suspicious")
+        for mutant, code in meta["exit_code_by_key"].items()
+    }
+
+
+def listed_but_killed(
+    path: str, status_of: dict[str, str], equivalents: dict[Key, str]
+) -> dict[str, Key]:
+    """The killed mutants of ``path`` that an equivalents entry names."""
+    functions = {key[0] for key in equivalents}
+    suspects = {
+        m for m, status in status_of.items() if status in KILLED and function_of(m) in functions
+    }
+    keys = keys_of(path, list(status_of), suspects)
+    return {m: key for m, key in keys.items() if m in suspects and key in equivalents}
+
+
+def recheck_listed_kills(
+    stage: Path, statuses: dict[str, dict[str, str]], equivalents: dict[Key, str]
+) -> list[str]:
+    """Run once more each listed mutant that this run killed; returns the
+    ones that survive the second run (and marks them survived).
+
+    A test that fails now and then on a busy runner (another job takes a
+    PID, a child is slow and mutmut's timeout fires) "kills" whatever mutant
+    it runs under; for a listed equivalent that would make its entry stale
+    and fail the gate on noise. A second run, alone, tells the two apart:
+    killed twice is a real kill (the entry is stale); killed once is a
+    flaky test, printed so that it gets fixed."""
+    killed = {path: listed_but_killed(path, kinds, equivalents) for path, kinds in statuses.items()}
+    names = sorted(m for kills in killed.values() for m in kills)
+    if not names:
+        return []
+    print(f"\nre-running {len(names)} listed mutant(s) this run killed: {' '.join(names)}")
+    run_mutmut(stage, names, 1)
+    flaky = []
+    for path, kills in killed.items():
+        again = read_statuses(stage, path)
+        for mutant in kills:
+            if again.get(mutant) not in KILLED:
+                flaky.append(mutant)
+                statuses[path][mutant] = again.get(mutant, "survived")
+            else:
+                statuses[path][mutant] = again[mutant]
+    return flaky
+
+
+def judge(
+    stage: Path,
+    files: list[str],
+    measured: list[str],
+    target: float,
+    seconds: float,
+    recheck: bool = True,
+) -> int:
     """Score the gated ``files`` against ``target``; ``measured`` (``--also``)
-    are reported beside them, never gated."""
+    are reported beside them, never gated. With ``recheck``, a listed
+    equivalent this run killed runs once more before its entry counts as
+    stale (``recheck_listed_kills``)."""
     os.chdir(stage)  # mutmut's diff helpers read the stage's config and mutants/
     equivalents = read_equivalents(EQUIVALENTS)
+    statuses = {path: read_statuses(stage, path) for path in files + measured}
+    flaky = recheck_listed_kills(stage, statuses, equivalents) if recheck else []
     used: set[Key] = set()
     per_module: dict[str, Counter[str]] = {}
     open_survivors: list[tuple[str, Key, str]] = []
@@ -287,11 +353,7 @@ def judge(stage: Path, files: list[str], measured: list[str], target: float, sec
     mutants_of: dict[str, list[str]] = {}
     for path in files + measured:
         counts = per_module[path] = Counter()
-        meta = json.loads((stage / "mutants" / (path + ".meta")).read_text(encoding="utf-8"))
-        status_of: dict[str, str] = {}
-        for mutant, exit_code in meta["exit_code_by_key"].items():
-            status = STATUS_BY_EXIT_CODE.get(exit_code, "suspicious")
-            status_of[mutant] = "not checked" if exit_code is None else status
+        status_of = statuses[path]
         mutants_of[path] = list(status_of)
         survivors = {m for m, status in status_of.items() if status not in KILLED}
         keys = keys_of(path, list(status_of), survivors)
@@ -321,6 +383,12 @@ def judge(stage: Path, files: list[str], measured: list[str], target: float, sec
     stale = [key for key in equivalents if key not in used and (key[0] in functions or whole)]
     for key in stale:
         print(f"\nSTALE: equivalents entry matches no surviving mutant now:\n{format_key(key)}")
+    for mutant in flaky:
+        print(
+            f"\nFLAKY: {mutant} (listed as equivalent) was killed in the run and survived "
+            "its re-run: a test fails under it only now and then; find that test and "
+            "make it deterministic"
+        )
     print("\nsurvivors by function:", dict(by_function.most_common()) or "none")
     print()
     for path, counts in per_module.items():
@@ -405,7 +473,8 @@ def main() -> int:
         if code != 0:
             print(f"mutmut run failed with exit code {code}", file=sys.stderr)
             return code
-    return judge(stage, files, measured, args.target, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    return judge(stage, files, measured, args.target, elapsed, recheck=not args.report_only)
 
 
 if __name__ == "__main__":

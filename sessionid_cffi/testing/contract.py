@@ -454,14 +454,27 @@ def c10_aliasing(backend: Backend, world: World) -> None:
             free = [n for n in (1, 2, 3) if world.names_process(child.pid + n) is False]
             if not free:
                 raise RuleSkipped(f"PIDs after child {child.pid} are all taken")
+            judged = 0
             for offset in free:
-                _expect_error(
-                    backend,
-                    child.pid + offset,
-                    ERROR_INVALID_PARAMETER,
-                    "C10",
-                    f"PID+{offset} of a running child, naming no process (no aliasing here)",
-                )
+                try:
+                    _expect_error(
+                        backend,
+                        child.pid + offset,
+                        ERROR_INVALID_PARAMETER,
+                        "C10",
+                        f"PID+{offset} of a running child, naming no process (no aliasing here)",
+                    )
+                except ContractViolation:
+                    # On a busy machine another job's process can take the
+                    # PID between the check above and the answer: that
+                    # answer is right, not an alias. Blamed only while the
+                    # PID still names nothing.
+                    if world.names_process(child.pid + offset) is False:
+                        raise
+                    continue
+                judged += 1
+            if not judged:
+                raise RuleSkipped(f"PIDs after child {child.pid} were taken while asked")
 
 
 @contextlib.contextmanager
