@@ -15,6 +15,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -334,6 +335,62 @@ def test_a_forged_login_posing_as_sshd_has_no_service_and_no_host() -> None:
         pytest.skip("this test runs inside a login: its children cannot set the login uid")
     assert (info.verified, info.leader) == (False, forger.pid)
     assert (info.service, info.host) == (None, None)
+
+
+@needs_root
+@pytest.mark.parametrize(
+    ("program", "options", "stack", "service"),
+    [
+        ("su", ["-l"], "su-l", "su-l"),
+        ("su", [], "su", "su"),
+        ("runuser", ["--login"], "runuser-l", "runuser-l"),
+        ("runuser", [], "runuser", "runuser"),
+    ],
+)
+def test_su_and_runuser_lead_a_login_where_their_stack_runs_pam_loginuid(
+    tmp_path: Path, program: str, options: list[str], stack: str, service: str
+) -> None:
+    """Debian's su and runuser stacks lack pam_loginuid, so there they
+    start no login; where a distribution or an admin adds it, su itself
+    opens the session (it writes the login uid as root, then forks the
+    shell). A private mount namespace gives the stack that line; the shell
+    reports its session from inside; the leader must be the su process the
+    test started (unshare and sh exec into it), named as PAM names it."""
+    original = Path("/etc/pam.d", stack)
+    if not original.is_file() or shutil.which(program) is None or shutil.which("unshare") is None:
+        pytest.skip(f"needs {program}, unshare and /etc/pam.d/{stack}")
+    pam = tmp_path / stack
+    pam.write_text(original.read_text() + "session required pam_loginuid.so\n")
+    inner = "cat /proc/self/sessionid; echo; exec sleep 60"
+    login = subprocess.Popen(
+        [
+            "unshare", "-m", "--propagation", "private", "sh", "-c",
+            f'mount --bind "$0" /etc/pam.d/{stack} && exec "$@"', str(pam),
+            program, *options, "-s", "/bin/sh", "nobody", "-c", inner,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    session = None
+    try:
+        assert login.stdout is not None
+        assert login.stderr is not None
+        line = login.stdout.readline()
+        if not line.strip().isdigit():
+            pytest.skip(f"{program} made no login here: {login.stderr.read()[-300:]!r}")
+        session = int(line)
+        info = _info(session)
+    finally:
+        login.kill()
+        login.wait(timeout=30)
+        for record in s.process_records():
+            if session is not None and record.session_id == session and record.pid != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(record.pid, signal.SIGKILL)
+    assert (info.leader, info.uid, info.verified) == (login.pid, 65534, True)
+    assert (info.service, info.host) == (service, None)
 
 
 @needs_root
