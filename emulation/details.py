@@ -244,11 +244,11 @@ def _tcp_peers(table: bytes) -> dict[str, str]:
     peers = {}
     for line in table.split(b"\n")[1:]:
         parts = line.split()
-        if len(parts) < 10 or parts[3] != _ESTABLISHED.encode():
+        if len(parts) < 10 or parts[3] != _ESTABLISHED.encode() or not parts[9].isdigit():
             continue
         address = _address(parts[2].partition(b":")[0])
         if address is not None:
-            peers[parts[9].decode("ascii", "replace")] = address
+            peers[parts[9].decode()] = address
     return peers
 
 

@@ -641,9 +641,19 @@ def test_tcp_tables_give_established_peers_in_the_kernels_format() -> None:
             b"0000000000000000FFFF00000200007F:9C41 01" + tail + b"444 1 0",  # mapped
             b"   4: garbage",
             b"   5: 0100007F:0016 ZZ00007F:D431 01" + tail + b"555 1 0",  # not hex
+            b"   6: 0100007F:0016 0300007F:D431 01" + tail + b"666",  # cut after the inode
+            b"   7: 0100007F:0016 0400007F:D431 01" + tail + b"7\xff7 1 0",  # no inode
+            # The address is what precedes the first colon (the kernel prints one).
+            b"   8: 0100007F:0016 0500007F:D431:FF 01" + tail + b"888 1 0",
         ]
     )
-    assert _tcp_peers(table) == {"111": "192.168.0.2", "333": "::1", "444": "127.0.0.2"}
+    assert _tcp_peers(table) == {
+        "111": "192.168.0.2",
+        "333": "::1",
+        "444": "127.0.0.2",
+        "666": "127.0.0.3",
+        "888": "127.0.0.5",
+    }
 
 
 def test_logind_state_is_keyed_by_audit_id_or_without_audit_by_name(tmp_path: Path) -> None:

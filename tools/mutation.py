@@ -1,7 +1,8 @@
 """Mutation testing of the emulation backends (``tox -e mutation``).
 
 Runs mutmut (3.x) over the emulation backends (``emulation/procfs.py``,
-``emulation/model.py``) and the test kit (every module of
+``emulation/model.py``, and ``emulation/details.py``, the session details
+procfs reads) and the test kit (every module of
 ``sessionid_cffi/testing/`` but its ``__init__``) with the fast suites, then
 judges the result against a committed list of equivalent mutants and a
 target score. ``--modules backends`` or ``--modules kit`` runs one part;
@@ -58,7 +59,11 @@ REPO = Path(__file__).resolve().parent.parent
 EQUIVALENTS = REPO / "tests" / "mutants" / "equivalent.txt"
 DEFAULT_STAGE = REPO / ".tox" / "mutation-stage"
 # Module paths inside the stage (emulation/ mapped as in the wheel).
-BACKENDS = ["sessionid_cffi/emulation/procfs.py", "sessionid_cffi/emulation/model.py"]
+BACKENDS = [
+    "sessionid_cffi/emulation/procfs.py",
+    "sessionid_cffi/emulation/model.py",
+    "sessionid_cffi/emulation/details.py",
+]
 # The kit: every module of sessionid_cffi/testing/ but the re-exporting
 # __init__, so that a new kit module joins the gate without an edit here.
 KIT = sorted(
@@ -86,6 +91,8 @@ FAST_TESTS = [
     "tests/test_kit.py",
     "tests/test_mutants_procfs.py",
     "tests/test_mutants_model.py",
+    "tests/test_session_details.py",
+    "tests/test_mutants_details.py",
 ]
 # The kit's fast suites: its rules, worlds, generated-world judging, fakes and
 # strategies driven on in-memory backends and simulated forests (well under a
