@@ -454,7 +454,7 @@ def c10_aliasing(backend: Backend, world: World) -> None:
             free = [n for n in (1, 2, 3) if world.names_process(child.pid + n) is False]
             if not free:
                 raise RuleSkipped(f"PIDs after child {child.pid} are all taken")
-            judged = 0
+            judged = False
             for offset in free:
                 try:
                     _expect_error(
@@ -472,7 +472,7 @@ def c10_aliasing(backend: Backend, world: World) -> None:
                     if world.names_process(child.pid + offset) is False:
                         raise
                     continue
-                judged += 1
+                judged = True
             if not judged:
                 raise RuleSkipped(f"PIDs after child {child.pid} were taken while asked")
 
