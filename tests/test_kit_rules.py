@@ -1226,19 +1226,22 @@ def test_the_skips_and_library_notes_read_exactly() -> None:
     )
 
 
+class NoLogins(ModelWorld):
+    """A model world where no child can start a login of its own."""
+
+    @contextlib.contextmanager
+    def child(self, *, login: bool = False) -> Iterator[Any]:
+        if login:
+            yield None
+            return
+        with super().child() as child:
+            yield child
+
+    def login_unavailable(self) -> str | None:
+        return "no logins here"
+
+
 def test_c5_in_session_0_is_checked_only_in_part() -> None:
-    class NoLogins(ModelWorld):
-        @contextlib.contextmanager
-        def child(self, *, login: bool = False) -> Iterator[Any]:
-            if login:
-                yield None
-                return
-            with super().child() as child:
-                yield child
-
-        def login_unavailable(self) -> str | None:
-            return "no logins here"
-
     zero = ModelBackend({OWN: 0})
     report = check_contract(zero, world=NoLogins(zero), rules=["C5"])
     assert report.notes["C5"] == (
@@ -2897,18 +2900,6 @@ def test_c2_lines() -> None:
     untruthful = WrongFor({OWN: 1}, {OWN}, 5)
     (line,) = broken_lines(untruthful, ["C2"], world=Untruthful(untruthful))
     assert re.fullmatch(r"  BROKEN C2: C2: child \d+ is in session 1, the caller in 5", line)
-
-    class NoLogins(ModelWorld):
-        @contextlib.contextmanager
-        def child(self, *, login: bool = False) -> Iterator[Any]:
-            if login:
-                yield None
-                return
-            with super().child() as child:
-                yield child
-
-        def login_unavailable(self) -> str | None:
-            return "no logins here"
 
     report = check_contract(model, world=NoLogins(model), rules=["C2"])
     assert report.notes["C2"] == "children in the caller's session only: no logins here"
